@@ -1,0 +1,54 @@
+# segserve: `make serve` and `make test` are the two commands a new machine needs.
+# Both create .venv from uv.lock (Python 3.11, every extra) before they run.
+
+PYTHON ?= python3.11
+UV_VERSION ?= 0.13.9
+VENV := .venv
+UV := .tools/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_NATIVE_TLS := 1
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: help venv serve test lint typecheck pytest format lock bench bench-small container-test clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
+	touch $@
+
+venv: $(VENV)/.synced  ## create the environment from the lockfile
+
+serve: venv  ## serve the demo dataset (or SEGSERVE_DATA_ROOT) on http://$(HOST):$(PORT), Swagger UI at /docs
+	$(VENV)/bin/segserve serve --host $(HOST) --port $(PORT)
+
+test: lint typecheck pytest  ## ruff, mypy, then pytest
+
+lint: venv  ## ruff (lint and format check), hadolint, compose file check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
+
+typecheck: venv  ## mypy --strict
+	$(VENV)/bin/mypy
+
+pytest: venv  ## the test suite
+	$(VENV)/bin/pytest
+
+format: venv  ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+lock: | $(UV)  ## re-resolve uv.lock after changing pyproject.toml
+	$(UV) lock --python $(PYTHON)
+
+clean:  ## remove the environment and tool caches
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""segserve app package."""

@@ -1,0 +1,1 @@
+"""segserve service package."""
