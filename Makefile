@@ -6,7 +6,7 @@ UV_VERSION ?= 0.13.9
 VENV := .venv
 UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
-export UV_NATIVE_TLS := 1
+export UV_SYSTEM_CERTS := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 HOST ?= 127.0.0.1
