@@ -1,0 +1,193 @@
+"""Crop and batch parameters: validated, immutable, hashable.
+
+Construction checks what holds for every request (types, ``height >= 1``, the
+seed range, ...); the limits that depend on the deployment (largest crop,
+largest batch) are checked by :func:`validate_crop` and :func:`validate_batch`,
+which the HTTP layer calls with its settings. Every failure is an
+:class:`~service.errors.InvalidParameterError` naming the parameter and its range.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final, Literal, get_args
+
+from service.errors import InvalidParameterError
+
+Small = Literal["drop", "pad"]
+Void = Literal["ignore", "background"]
+Dtype = Literal["uint8", "float32"]
+Layout = Literal["nhwc", "nchw"]
+
+SEED_LIMIT: Final = 2**63
+MAX_SCALE: Final = 16.0
+DEFAULT_MAX_CROP_PIXELS: Final = 4096 * 4096
+DEFAULT_MAX_BATCH_SIZE: Final = 256
+
+
+def _require_int(name: str, value: object, low: int, high: int | None = None) -> None:
+    """Raise unless ``value`` is an int (not a bool) in ``[low, high]``."""
+    upper = "" if high is None else f" and <= {high}"
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if not ok or value < low or (high is not None and value > high):  # type: ignore[operator]
+        raise InvalidParameterError(name, f"must be an integer >= {low}{upper}, got {value!r}")
+
+
+def _require_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    """Raise unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise InvalidParameterError(name, f"must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _require_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidParameterError(name, f"must be true or false, got {value!r}")
+
+
+def _check_scale(scale: object) -> None:
+    """A scale range is two finite numbers with ``0 < lo <= hi <= MAX_SCALE``."""
+    detail = f"must be two numbers lo,hi with 0 < lo <= hi <= {MAX_SCALE:g}, got {scale!r}"
+    if not isinstance(scale, tuple) or len(scale) != 2:
+        raise InvalidParameterError("scale", detail)
+    if not all(isinstance(v, float | int) and not isinstance(v, bool) for v in scale):
+        raise InvalidParameterError("scale", detail)
+    lo, hi = float(scale[0]), float(scale[1])
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 < lo <= hi <= MAX_SCALE):
+        raise InvalidParameterError("scale", detail)
+
+
+def parse_scale(text: str) -> tuple[float, float]:
+    """Parse ``"lo,hi"`` (e.g. ``"0.5,2.0"``) into a validated scale range."""
+    parts = text.split(",")
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise InvalidParameterError(
+            "scale", f"must be two numbers lo,hi with 0 < lo <= hi <= {MAX_SCALE:g}, got {text!r}"
+        ) from None
+    _check_scale((lo, hi))
+    return (lo, hi)
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How one sample becomes a ``height`` x ``width`` crop pair.
+
+    ``small``: ``drop`` keeps only samples at least as large as the crop (the
+    chapter's filter), ``pad`` keeps all and pads bottom/right. ``void``:
+    ``ignore`` keeps 255 in the label, ``background`` maps it to 0. ``flip``:
+    horizontal flip with probability 0.5. ``scale``: random rescale factor
+    range ``(lo, hi)`` applied before the crop.
+    """
+
+    height: int
+    width: int
+    small: Small = "drop"
+    void: Void = "ignore"
+    flip: bool = False
+    scale: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        _require_int("height", self.height, 1)
+        _require_int("width", self.width, 1)
+        _require_choice("small", self.small, get_args(Small))
+        _require_choice("void", self.void, get_args(Void))
+        _require_bool("flip", self.flip)
+        if self.scale is not None:
+            _check_scale(self.scale)
+            object.__setattr__(self, "scale", (float(self.scale[0]), float(self.scale[1])))
+
+    def describe(self) -> dict[str, str]:
+        """The parameters as strings, for the safetensors metadata."""
+        scale = "none" if self.scale is None else f"{self.scale[0]!r},{self.scale[1]!r}"
+        return {
+            "height": str(self.height),
+            "width": str(self.width),
+            "small": self.small,
+            "void": self.void,
+            "flip": "true" if self.flip else "false",
+            "scale": scale,
+        }
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """One batch request: a crop, how the epoch is ordered and cut, and the output format."""
+
+    crop: CropSpec
+    batch_size: int = 64
+    seed: int = 0
+    epoch: int = 0
+    shuffle: bool = True
+    drop_last: bool = True
+    dtype: Dtype = "uint8"
+    layout: Layout | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.crop, CropSpec):
+            raise TypeError(f"crop must be a CropSpec, got {type(self.crop).__name__}")
+        _require_int("batch_size", self.batch_size, 1)
+        check_seed(self.seed)
+        _require_int("epoch", self.epoch, 0, SEED_LIMIT - 1)
+        _require_bool("shuffle", self.shuffle)
+        _require_bool("drop_last", self.drop_last)
+        _require_choice("dtype", self.dtype, get_args(Dtype))
+        if self.layout is not None:
+            _require_choice("layout", self.layout, get_args(Layout))
+
+    @property
+    def resolved_layout(self) -> Layout:
+        """``layout``, or its default: ``nhwc`` for uint8, ``nchw`` for float32."""
+        return resolve_layout(self.dtype, self.layout)
+
+    def describe(self) -> dict[str, str]:
+        """The parameters as strings, for the safetensors metadata."""
+        return {
+            **self.crop.describe(),
+            "batch_size": str(self.batch_size),
+            "seed": str(self.seed),
+            "epoch": str(self.epoch),
+            "shuffle": "true" if self.shuffle else "false",
+            "drop_last": "true" if self.drop_last else "false",
+            "dtype": self.dtype,
+            "layout": self.resolved_layout,
+        }
+
+
+def resolve_layout(dtype: Dtype, layout: Layout | None) -> Layout:
+    """The image layout: the explicit one, else ``nhwc`` for uint8 and ``nchw`` for float32."""
+    _require_choice("dtype", dtype, get_args(Dtype))
+    if layout is not None:
+        _require_choice("layout", layout, get_args(Layout))
+        return layout
+    return "nhwc" if dtype == "uint8" else "nchw"
+
+
+def check_seed(seed: object) -> None:
+    """Raise unless ``0 <= seed < 2**63``."""
+    _require_int("seed", seed, 0, SEED_LIMIT - 1)
+
+
+def validate_crop(crop: CropSpec, max_crop_pixels: int = DEFAULT_MAX_CROP_PIXELS) -> CropSpec:
+    """Check the deployment's limit on ``height * width``; returns ``crop``."""
+    pixels = crop.height * crop.width
+    if pixels > max_crop_pixels:
+        name = "height" if crop.height >= crop.width else "width"
+        raise InvalidParameterError(
+            name,
+            f"height * width must be at most {max_crop_pixels}, "
+            f"got {crop.height} x {crop.width} = {pixels}",
+        )
+    return crop
+
+
+def validate_batch(
+    spec: BatchSpec,
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    max_crop_pixels: int = DEFAULT_MAX_CROP_PIXELS,
+) -> BatchSpec:
+    """Check the deployment's limits on the batch size and the crop size; returns ``spec``."""
+    _require_int("batch_size", spec.batch_size, 1, max_batch_size)
+    validate_crop(spec.crop, max_crop_pixels)
+    return spec
