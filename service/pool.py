@@ -1,0 +1,76 @@
+"""Running a cache build's decode jobs: in this process, or over worker processes.
+
+Workers are started with ``forkserver`` (``spawn`` where that is missing), never
+plain ``fork``: the service builds its cache inside a threaded server, and a
+forked child of a threaded process can inherit locks held by other threads.
+Each worker writes the decoded bytes into the cache files itself, so only
+names and reasons travel back.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing.context import BaseContext
+from pathlib import Path
+from typing import Final
+
+from tqdm import tqdm
+
+from service.decode import DecodeJob, decode_into
+
+# Samples per task: large enough to amortise a task's round trip, small enough
+# to keep the workers evenly busy to the end and the progress bar moving.
+CHUNK_SIZE: Final = 16
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def worker_count(workers: int | None, jobs: int) -> int:
+    """Processes worth starting for ``jobs`` samples: ``workers`` (default: every CPU), capped."""
+    wanted = available_cpus() if workers is None else workers
+    if wanted < 1:
+        raise ValueError(f"workers must be at least 1, not {wanted}")
+    return max(1, min(wanted, math.ceil(jobs / CHUNK_SIZE)))
+
+
+def _start_context() -> BaseContext:
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method)
+
+
+def decode_all(
+    jobs: Sequence[DecodeJob],
+    images_file: Path,
+    labels_file: Path,
+    *,
+    progress: bool = False,
+    workers: int | None = None,
+) -> dict[str, str | None]:
+    """Decode every job into the cache files: name -> exclusion reason, or None when decoded."""
+    chunks = [jobs[start : start + CHUNK_SIZE] for start in range(0, len(jobs), CHUNK_SIZE)]
+    processes = worker_count(workers, len(jobs))
+    outcomes: dict[str, str | None] = {}
+    with tqdm(total=len(jobs), desc="decoding", unit="sample", disable=not progress) as bar:
+        if processes == 1:
+            for chunk in chunks:
+                outcomes.update(decode_into(chunk, images_file, labels_file))
+                bar.update(len(chunk))
+            return outcomes
+        with ProcessPoolExecutor(processes, mp_context=_start_context()) as pool:
+            futures = [
+                pool.submit(decode_into, chunk, images_file, labels_file) for chunk in chunks
+            ]
+            for future in as_completed(futures):
+                done = future.result()
+                outcomes.update(done)
+                bar.update(len(done))
+    return outcomes
