@@ -52,3 +52,14 @@ lock: | $(UV)  ## re-resolve uv.lock after changing pyproject.toml
 
 clean:  ## remove the environment and tool caches
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+container-test: venv  ## build the image; run it alone and as 2 replicas behind nginx (podman); kill one mid-epoch
+	UV_VERSION=$(UV_VERSION) VENV=$(VENV) tools/container/run-tests.sh
+
+.PHONY: container-lint
+container-lint:  ## docker-compose.yml syntax check (skipped when docker-compose is not installed)
+	@if command -v docker-compose >/dev/null 2>&1; then \
+		docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml: ok"; \
+	else \
+		echo "docker-compose not installed: docker-compose.yml not checked"; \
+	fi

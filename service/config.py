@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     max_crop_pixels: int = Field(
         default=4096 * 4096, ge=1, description="Largest height * width accepted for a crop."
     )
+    max_batch_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1,
+        description="Largest batch (image and label arrays) assembled for one request.",
+    )
     max_json_elements: int = Field(
         default=1_000_000,
         ge=1,

@@ -41,7 +41,7 @@ VOC_SHA1: Final = "4e443f8a2eca6b1dac8a6c57641b67dd40621a49"
 
 
 def voc_palette() -> list[int]:
-    """The 768-entry PNG palette of VOC label files: the colormap, then black, 255 = ignore colour."""
+    """The 768-entry PNG palette of VOC labels: the colormap, then black; 255 = ignore colour."""
     palette = [c for color in VOC_COLORMAP for c in color]
     palette += [0] * (768 - len(palette))
     palette[3 * IGNORE_INDEX : 3 * IGNORE_INDEX + 3] = IGNORE_COLOR
