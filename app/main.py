@@ -1,0 +1,82 @@
+"""The app factory: ``create_app()`` reads the environment, tests call the level below."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from app.deps import reject_unknown_query, require_token
+from app.metrics import MetricsMiddleware
+from app.problems import install_problem_handlers, move_problems_to_problem_json
+from app.routes import batches, crops, dataset, health, samples
+from app.state import DatasetLoader, Services
+from service.config import Settings
+
+DESCRIPTION = """
+Serves the Pascal VOC2012 semantic-segmentation data set (as read in the d2l
+chapter "Semantic Segmentation and Data Sets") to remote trainers: labels as
+class indices, random crop pairs, and whole deterministic batches in
+safetensors (`application/vnd.safetensors`; `.npy` is `application/x-npy`).
+
+Errors are RFC 9457 `application/problem+json`. When the server has a token,
+every `/v1` endpoint wants `Authorization: Bearer <token>`.
+"""
+
+TAGS = [
+    {"name": "dataset", "description": "The data set, its classes and colours."},
+    {"name": "samples", "description": "Splits and single samples: images and labels."},
+    {"name": "crops", "description": "Random crop pairs, one at a time."},
+    {"name": "batches", "description": "Deterministic training batches and epoch streams."},
+    {"name": "operations", "description": "Liveness, readiness and metrics."},
+]
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start loading the dataset in the background; requests are served meanwhile."""
+    services: Services = app.state.services
+    services.loader.start()
+    yield
+
+
+def create_app() -> FastAPI:
+    """The app, configured from ``SEGSERVE_*`` environment variables (uvicorn's factory)."""
+    return create_app_with_config(Settings())
+
+
+def create_app_with_config(settings: Settings) -> FastAPI:
+    """The app for ``settings``; the dataset is loaded when the app starts (its lifespan)."""
+    app = FastAPI(
+        title="segserve",
+        version=version("segserve"),
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    services = Services(settings=settings, loader=DatasetLoader(settings))
+    app.state.services = services
+    install_problem_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics)
+    app.include_router(health.router)
+    v1 = APIRouter(dependencies=[Depends(require_token), Depends(reject_unknown_query)])
+    for module in (dataset, samples, crops, batches):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    _document_problems(app)
+    return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Have the OpenAPI document list error bodies as ``application/problem+json``."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = move_problems_to_problem_json(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,138 @@
+"""Query parameters shared by crops, batches and epoch streams, each with its range.
+
+The OpenAPI document (and so the 422 messages of :mod:`app.validation`) takes its
+ranges from these declarations; deployment limits that settings may lower
+(batch size, crop pixels) are checked again by :mod:`service.params`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+from fastapi import Depends, Query
+
+from app.deps import SettingsDep
+from service.errors import InvalidParameterError
+from service.params import (
+    DEFAULT_MAX_BATCH_SIZE,
+    MAX_SCALE,
+    SEED_LIMIT,
+    BatchSpec,
+    CropSpec,
+    Dtype,
+    Layout,
+    Small,
+    Void,
+    parse_scale,
+    validate_batch,
+    validate_crop,
+)
+
+MAX_SIDE: Final = 4096
+MAX_SEED: Final = SEED_LIMIT - 1
+
+Height = Annotated[
+    int, Query(ge=1, le=MAX_SIDE, description="Crop height in pixels.", examples=[320])
+]
+Width = Annotated[
+    int, Query(ge=1, le=MAX_SIDE, description="Crop width in pixels.", examples=[480])
+]
+SmallQuery = Annotated[
+    Small,
+    Query(
+        description="Samples smaller than the crop: `drop` skips them (the chapter's filter), "
+        "`pad` keeps them, padding the image with 0 and the label with 255."
+    ),
+]
+VoidQuery = Annotated[
+    Void,
+    Query(
+        description="Border/unknown label pixels: `ignore` keeps 255, "
+        "`background` makes them 0 (the chapter's `voc_label_indices`)."
+    ),
+]
+FlipQuery = Annotated[bool, Query(description="Flip each crop horizontally with probability 0.5.")]
+ScaleQuery = Annotated[
+    str | None,
+    Query(
+        description=f"Random rescale before the crop: `lo,hi` with 0 < lo <= hi <= {MAX_SCALE:g} "
+        "(bilinear image, nearest label). Default: none.",
+        examples=["0.5,2.0"],
+        max_length=64,
+    ),
+]
+SeedQuery = Annotated[
+    int,
+    Query(ge=0, le=MAX_SEED, description="Seed of the epoch order and of every crop."),
+]
+EpochQuery = Annotated[
+    int, Query(ge=0, le=MAX_SEED, description="Epoch number (reshuffles the order).")
+]
+DtypeQuery = Annotated[
+    Dtype,
+    Query(description="`uint8` pixels, or `float32` normalised as (x/255 - mean)/std."),
+]
+LayoutQuery = Annotated[
+    Layout | None,
+    Query(description="Image layout; default `nhwc` for uint8, `nchw` for float32."),
+]
+BatchSize = Annotated[
+    int,
+    Query(ge=1, le=DEFAULT_MAX_BATCH_SIZE, description="Samples per batch.", examples=[64]),
+]
+ShuffleQuery = Annotated[bool, Query(description="Shuffle the epoch's order by (seed, epoch).")]
+DropLastQuery = Annotated[
+    bool,
+    Query(description="Drop the last incomplete batch (the chapter's last_batch='discard')."),
+]
+
+
+def crop_spec(
+    settings: SettingsDep,
+    height: Height,
+    width: Width,
+    small: SmallQuery = "drop",
+    void: VoidQuery = "ignore",
+    flip: FlipQuery = False,
+    scale: ScaleQuery = None,
+) -> CropSpec:
+    """The crop the query asks for, checked against the deployment's limits."""
+    scale_range = None if scale is None else parse_scale(scale)
+    crop = CropSpec(height, width, small=small, void=void, flip=flip, scale=scale_range)
+    return validate_crop(crop, settings.max_crop_pixels)
+
+
+CropSpecDep = Annotated[CropSpec, Depends(crop_spec)]
+
+
+def check_batch_bytes(batch_size: int, crop: CropSpec, dtype: Dtype, limit: int) -> None:
+    """422 when ``batch_size`` crops of this size would take more than ``limit`` bytes."""
+    pixel_bytes = 3 * (4 if dtype == "float32" else 1) + 1  # image channels + label
+    nbytes = batch_size * crop.height * crop.width * pixel_bytes
+    if nbytes > limit:
+        raise InvalidParameterError(
+            "batch_size",
+            f"{batch_size} crops of {crop.height} x {crop.width} ({dtype}) take "
+            f"{nbytes / 2**20:.0f} MiB, above the limit of {limit / 2**20:.0f} MiB; "
+            "lower batch_size or the crop size",
+        )
+
+
+def batch_spec(
+    settings: SettingsDep,
+    crop: CropSpecDep,
+    batch_size: BatchSize = 64,
+    seed: SeedQuery = 0,
+    shuffle: ShuffleQuery = True,
+    drop_last: DropLastQuery = True,
+    dtype: DtypeQuery = "uint8",
+    layout: LayoutQuery = None,
+) -> BatchSpec:
+    """The batch parameters of the query (epoch 0; the batch route sets its own)."""
+    spec = BatchSpec(crop, batch_size, seed, 0, shuffle, drop_last, dtype, layout)
+    validate_batch(spec, settings.max_batch_size, settings.max_crop_pixels)
+    check_batch_bytes(batch_size, crop, dtype, settings.max_batch_bytes)
+    return spec
+
+
+BatchSpecDep = Annotated[BatchSpec, Depends(batch_spec)]

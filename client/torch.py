@@ -1,0 +1,121 @@
+"""``RemoteVOCSegmentation``: a PyTorch ``IterableDataset`` of whole segserve batches.
+
+Use it with ``DataLoader(dataset, batch_size=None, num_workers=m)``: the server
+already batches. Batches are split so that every one is taken exactly once:
+distributed rank r of k (``torch.distributed`` when initialised, or the
+explicit ``rank``/``world_size``) and DataLoader worker w of m take the batch
+numbers ``s, s + k*m, s + 2*k*m, ...`` with ``s = r*m + w``. Call
+:meth:`set_epoch` before each epoch, as with ``DistributedSampler``.
+
+Each item is a dict: ``image`` float32 (N, 3, H, W) normalised (or, with
+``normalize=False``, the uint8 (N, H, W, 3) sent by the server), ``label``
+uint8 (N, H, W) (``.long()`` it for ``CrossEntropyLoss(ignore_index=255)``),
+``index`` int64 (N,), ``rect`` int32 (N, 4), ``batch`` the batch number.
+Tensors share memory with the receive buffers (``torch.from_numpy``), which
+stay untouched while a tensor refers to them (see :mod:`client.buffers`).
+torch is imported here only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from functools import partial
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from client.batch import Batch
+from client.buffers import BufferPool
+from client.http import ParamValue, SegClient
+from client.loader import BatchLoader
+from client.normalize import normalize as normalize_images
+
+
+def shard_numbers(
+    num_batches: int, rank: int, world_size: int, worker: int, num_workers: int
+) -> range:
+    """The batch numbers that worker ``worker`` of rank ``rank`` takes."""
+    return range(rank * num_workers + worker, num_batches, world_size * num_workers)
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size) of ``torch.distributed`` when initialised, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class RemoteVOCSegmentation(IterableDataset[dict[str, Any]]):  # type: ignore[misc,unused-ignore]
+    """The batches of one split from segserve replicas ``urls`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        split: str,
+        height: int,
+        width: int,
+        batch_size: int = 64,
+        epoch: int = 0,
+        *,
+        seed: int = 0,
+        token: str | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+        normalize: bool = True,
+        transport: Literal["uint8", "float32"] = "uint8",
+        prefetch: int = 2,
+        **params: ParamValue,
+    ) -> None:
+        super().__init__()
+        self.urls = [urls] if isinstance(urls, str) else list(urls)
+        self.split, self.height, self.width = split, height, width
+        self.batch_size, self.epoch, self.seed, self.token = batch_size, epoch, seed, token
+        self.rank, self.world_size = rank, world_size
+        self.normalize, self.transport, self.prefetch = normalize, transport, prefetch
+        self.params = params
+
+    def set_epoch(self, epoch: int) -> None:
+        """Serve epoch ``epoch`` on the next iteration (its own shuffle and crops)."""
+        self.epoch = epoch
+
+    def shard(self) -> tuple[int, int]:
+        """(first batch number, stride) of this process and DataLoader worker."""
+        rank, world_size = distributed_rank()
+        rank = rank if self.rank is None else self.rank
+        world_size = world_size if self.world_size is None else self.world_size
+        info = get_worker_info()
+        worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        return rank * num_workers + worker, world_size * num_workers
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        first, stride = self.shard()
+        outputs = BufferPool(capacity=self.prefetch + 2)
+        dtype = "uint8" if not self.normalize else self.transport
+        with SegClient(self.urls, token=self.token) as client:
+            loader = BatchLoader(
+                client, self.split, height=self.height, width=self.width,
+                batch_size=self.batch_size, epoch=self.epoch, seed=self.seed, rank=first,
+                world_size=stride, prefetch=self.prefetch, dtype=dtype, **self.params,
+            )  # fmt: skip
+            yield from loader.map(partial(self._tensors, outputs))
+
+    def _tensors(self, outputs: BufferPool, batch: Batch) -> dict[str, Any]:
+        """The batch as tensors, normalised into ``outputs`` (runs in a prefetch thread)."""
+        image = batch.image
+        if self.normalize and image.dtype == np.uint8:
+            n, h, w, _ = image.shape
+            out = outputs.acquire(4 * n * 3 * h * w).view(np.float32).reshape(n, 3, h, w)
+            image = normalize_images(image, out=out)
+        return {
+            "image": torch.from_numpy(image),
+            "label": torch.from_numpy(batch.label),
+            "index": torch.from_numpy(batch.index),
+            "rect": torch.from_numpy(batch.rect),
+            "batch": batch.number,
+        }

@@ -1,0 +1,191 @@
+"""HTTP/1.1 over persistent ``http.client`` connections, bodies read into pooled buffers.
+
+``http.client`` rather than httpx: on this machine a 40 MB body over loopback
+came in at 0.44 GB/s through ``httpx.Client.get(...).content`` and at 2.75 GB/s
+through ``HTTPResponse.readinto`` into a reused buffer sized from
+``Content-Length``.
+
+Each thread that talks to a replica checks a connection out, uses it for one
+request and puts it back, so concurrent threads get one connection each and a
+connection outlives the thread that opened it. Every failure to get a full
+answer becomes a :class:`~client.errors.TransportError`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from client.buffers import BufferPool, Bytes
+from client.errors import TransportError
+
+# Raised when a keep-alive connection the server had already closed is reused.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+_FAILURES = (OSError, http.client.HTTPException)
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One server: ``scheme://host:port/prefix``."""
+
+    url: str
+
+    @property
+    def _parts(self) -> tuple[str, str, int, str]:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {self.url!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return parts.scheme, parts.hostname, port, parts.path.rstrip("/")
+
+    def connect(self, timeout: float) -> http.client.HTTPConnection:
+        """A new (not yet connected) connection to this replica."""
+        scheme, host, port, _ = self._parts
+        cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        return cls(host, port, timeout=timeout)
+
+    def target(self, path: str) -> str:
+        """The request target for ``path`` (which starts with ``/``) below the URL's prefix."""
+        return self._parts[3] + path
+
+
+class Connections:
+    """Idle keep-alive connections per replica; a checked-out one belongs to one thread."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._idle: dict[Replica, list[http.client.HTTPConnection]] = {}
+        self._open: set[http.client.HTTPConnection] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def checkout(self, replica: Replica) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection to ``replica`` and whether it was used before."""
+        with self._lock:
+            if self._closed:
+                raise TransportError("client is closed", url=replica.url)
+            idle = self._idle.get(replica)
+            if idle:
+                return idle.pop(), True
+            conn = replica.connect(self.timeout)
+            self._open.add(conn)
+            return conn, False
+
+    def checkin(self, replica: Replica, conn: http.client.HTTPConnection) -> None:
+        """Give back a connection whose last response was read to the end."""
+        with self._lock:
+            if not self._closed:
+                self._idle.setdefault(replica, []).append(conn)
+                return
+        self.discard(conn)
+
+    def discard(self, conn: http.client.HTTPConnection) -> None:
+        """Close a connection that is broken or left in the middle of a response."""
+        conn.close()
+        with self._lock:
+            self._open.discard(conn)
+
+    def close(self) -> None:
+        """Close every connection, idle or checked out."""
+        with self._lock:
+            self._closed = True
+            conns, self._open, self._idle = list(self._open), set(), {}
+        for conn in conns:
+            conn.close()
+
+
+@dataclass
+class Response:
+    """A response whose body has not been read yet, on a checked-out connection."""
+
+    status: int
+    headers: http.client.HTTPMessage
+    raw: http.client.HTTPResponse
+    url: str
+
+    def header(self, name: str) -> str | None:
+        """The value of header ``name``, if present."""
+        return self.headers.get(name)
+
+
+@contextmanager
+def request(
+    connections: Connections, replica: Replica, path: str, headers: Mapping[str, str]
+) -> Iterator[Response]:
+    """Send ``GET path`` and hold the connection while the caller reads the body.
+
+    The connection goes back to the pool when the body was read to the end,
+    and is closed otherwise.
+    """
+    conn, raw = _send(connections, replica, path, headers)
+    try:
+        yield Response(raw.status, raw.headers, raw, replica.url + path)
+    except _FAILURES as error:
+        raise TransportError(f"{type(error).__name__}: {error}", url=replica.url) from error
+    finally:
+        if raw.isclosed() and not raw.will_close:
+            connections.checkin(replica, conn)
+        else:
+            connections.discard(conn)
+
+
+def _send(
+    connections: Connections, replica: Replica, path: str, headers: Mapping[str, str]
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    """Send the request; a stale keep-alive connection is replaced once."""
+    for _ in range(2):
+        conn, reused = connections.checkout(replica)
+        try:
+            conn.request("GET", replica.target(path), headers=dict(headers))
+            return conn, conn.getresponse()
+        except _STALE as error:
+            connections.discard(conn)
+            if not reused:
+                raise TransportError(f"{type(error).__name__}: {error}", url=replica.url) from None
+        except _FAILURES as error:
+            connections.discard(conn)
+            raise TransportError(f"{type(error).__name__}: {error}", url=replica.url) from None
+    raise TransportError("connection closed twice in a row", url=replica.url)
+
+
+def read_body(response: Response, pool: BufferPool) -> Bytes:
+    """The whole body in a pooled buffer (read in place when ``Content-Length`` is known)."""
+    length = response.raw.length
+    if length is None:
+        data = response.raw.read()
+        buffer = pool.acquire(len(data))
+        buffer[:] = np.frombuffer(data, dtype=np.uint8)
+        return buffer
+    buffer = pool.acquire(length)
+    view = buffer.data
+    got = 0
+    while got < length:
+        n = response.raw.readinto(view[got:])
+        if not n:
+            raise TransportError(f"body cut short at {got} of {length} bytes", url=response.url)
+        got += n
+    if not response.raw.isclosed():
+        response.raw.read()  # an empty body: lets the connection go back to the pool
+    return buffer
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP date)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

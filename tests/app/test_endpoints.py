@@ -1,0 +1,241 @@
+"""Every endpoint and every format, through HTTP, on the tiny test dataset."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.labels import colorize, decode_label
+from service.voc import IGNORE_COLOR, VOC_CLASSES, VOC_COLORMAP
+from service.wire import decode
+from tests.app.conftest import BROKEN, CROP, TestClient
+from tests.factories import classes_from_image, interior
+
+BATCH = f"height={CROP[0]}&width={CROP[1]}&batch_size=4"
+
+
+def _npy(body: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(body), allow_pickle=False)
+
+
+def _png(body: bytes) -> Image.Image:
+    picture = Image.open(io.BytesIO(body))
+    picture.load()
+    return picture
+
+
+def test_healthz_and_readyz(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+
+
+def test_dataset_lists_splits_and_the_excluded_file(client: TestClient, voc_root: Path) -> None:
+    body = client.get("/v1/dataset").json()
+    assert body["num_classes"] == 21
+    assert body["ignore_index"] == 255
+    assert body["mean"] == [0.485, 0.456, 0.406]
+    assert body["std"] == [0.229, 0.224, 0.225]
+    assert body["splits"] == [{"name": "train", "size": 14}, {"name": "val", "size": 6}]
+    assert body["excluded_count"] == 1
+    assert [item["name"] for item in body["excluded"]] == [BROKEN]
+    assert body["name"] == voc_root.name
+
+
+def test_classes(client: TestClient) -> None:
+    body = client.get("/v1/classes").json()
+    assert [c["index"] for c in body] == list(range(21))
+    assert [c["name"] for c in body] == list(VOC_CLASSES)
+    assert [tuple(c["color"]) for c in body] == list(VOC_COLORMAP)
+
+
+def test_colormap_json_and_legend(client: TestClient) -> None:
+    body = client.get("/v1/colormap").json()
+    assert body == {
+        "colors": [list(c) for c in VOC_COLORMAP],
+        "ignore_index": 255,
+        "ignore_color": list(IGNORE_COLOR),
+    }
+    response = client.get("/v1/colormap", params={"format": "png"})
+    assert response.headers["content-type"] == "image/png"
+    legend = np.asarray(_png(response.content).convert("RGB"))
+    found = {tuple(int(v) for v in pixel) for pixel in legend.reshape(-1, 3)}
+    assert set(VOC_COLORMAP) | {IGNORE_COLOR} <= found
+
+
+@pytest.mark.parametrize(
+    ("query", "usable", "batches"),
+    [
+        ("", 14, 3),  # no crop: every sample; 14 // 4
+        (f"&height={CROP[0]}&width={CROP[1]}", None, None),
+        (f"&height={CROP[0]}&width={CROP[1]}&small=pad", 14, 3),
+        ("&height=4000&width=4000", 0, 0),
+        ("&drop_last=false", 14, 4),
+    ],
+)
+def test_split_info(
+    client: TestClient, query: str, usable: int | None, batches: int | None
+) -> None:
+    body = client.get(f"/v1/splits/train?batch_size=4{query}").json()
+    heights = np.array(
+        [client.get(f"/v1/splits/train/samples/{i}").json()["height"] for i in range(14)]
+    )
+    widths = np.array(
+        [client.get(f"/v1/splits/train/samples/{i}").json()["width"] for i in range(14)]
+    )
+    fits = int(((heights >= CROP[0]) & (widths >= CROP[1])).sum())
+    assert 0 < fits < 14, "the test dataset must have samples on both sides of the crop"
+    assert body["name"] == "train"
+    assert body["size"] == 14
+    assert body["usable"] == (fits if usable is None else usable)
+    assert body["batches"] == (fits // 4 if batches is None else batches)
+
+
+def test_sample_info_matches_the_files(client: TestClient, voc_root: Path) -> None:
+    body = client.get("/v1/splits/val/samples/2").json()
+    names = (voc_root / "ImageSets/Segmentation/val.txt").read_text().split()
+    with Image.open(voc_root / "JPEGImages" / f"{names[2]}.jpg") as picture:
+        width, height = picture.size
+    assert body == {"index": 2, "id": names[2], "height": height, "width": width}
+
+
+def test_image_formats(client: TestClient, voc_root: Path) -> None:
+    sample = client.get("/v1/splits/train/samples/1").json()
+    jpeg = client.get("/v1/splits/train/samples/1/image")
+    assert jpeg.headers["content-type"] == "image/jpeg"
+    assert jpeg.content == (voc_root / "JPEGImages" / f"{sample['id']}.jpg").read_bytes()
+    pixels = _npy(client.get("/v1/splits/train/samples/1/image?format=npy").content)
+    assert pixels.dtype == np.uint8
+    assert pixels.shape == (sample["height"], sample["width"], 3)
+    assert np.array_equal(pixels, np.asarray(_png(jpeg.content).convert("RGB")))
+    png = _png(client.get("/v1/splits/train/samples/1/image?format=png").content)
+    assert np.array_equal(np.asarray(png), pixels)
+
+
+@pytest.mark.parametrize("void", ["ignore", "background"])
+def test_label_formats_agree(client: TestClient, void: str) -> None:
+    url = f"/v1/splits/train/samples/3/label?void={void}"
+    npy = client.get(url)
+    assert npy.headers["content-type"] == "application/x-npy"
+    label = _npy(npy.content)
+    assert label.dtype == np.uint8
+    assert label.ndim == 2
+    assert (255 in label) == (void == "ignore")
+    as_json = client.get(url + "&format=json").json()
+    assert (as_json["height"], as_json["width"]) == label.shape
+    assert np.array_equal(np.array(as_json["data"], dtype=np.uint8), label)
+    png = _png(client.get(url + "&format=png").content)
+    assert png.mode == "P"
+    assert np.array_equal(decode_label(png), label)
+    tensors, metadata = decode(client.get(url + "&format=safetensors").content)
+    assert np.array_equal(tensors["label"], label)
+    assert metadata["split"] == "train"
+    assert metadata["void"] == void
+
+
+def test_crop_formats(client: TestClient) -> None:
+    url = f"/v1/splits/train/crop?height={CROP[0]}&width={CROP[1]}&seed=5"
+    response = client.get(url)
+    assert response.headers["content-type"] == "application/vnd.safetensors"
+    assert response.headers["x-seed"] == "5"
+    tensors, metadata = decode(response.content)
+    assert tensors["image"].shape == (1, *CROP, 3)
+    assert tensors["image"].dtype == np.uint8
+    assert tensors["label"].shape == (1, *CROP)
+    assert tensors["index"].dtype == np.int64
+    assert tensors["rect"].dtype == np.int32
+    assert {"split", "seed", "epoch", "batch"} <= set(metadata)
+    body = client.get(url + "&format=json").json()
+    assert body["index"] == int(tensors["index"][0])
+    assert np.array_equal(np.array(body["image"], dtype=np.uint8), tensors["image"][0])
+    assert np.array_equal(np.array(body["label"], dtype=np.uint8), tensors["label"][0])
+    picture = np.asarray(_png(client.get(url + "&format=png").content).convert("RGB"))
+    assert picture.shape == (CROP[0], 2 * CROP[1] + 4, 3)
+    assert np.array_equal(picture[:, : CROP[1]], tensors["image"][0])
+    assert np.array_equal(picture[:, -CROP[1] :], colorize(tensors["label"][0]))
+
+
+def test_crop_image_and_label_are_aligned(client: TestClient) -> None:
+    for seed in range(4):
+        url = f"/v1/splits/train/crop?height={CROP[0]}&width={CROP[1]}&seed={seed}&flip=true"
+        tensors, _ = decode(client.get(url).content)
+        image, label = tensors["image"][0], tensors["label"][0]
+        inside = interior(label)
+        assert np.array_equal(classes_from_image(image)[inside], label[inside])
+
+
+def test_crop_without_seed_is_random_and_not_cached(client: TestClient) -> None:
+    url = f"/v1/splits/train/crop?height={CROP[0]}&width={CROP[1]}"
+    first, second = client.get(url), client.get(url)
+    assert first.headers["x-seed"] != second.headers["x-seed"]
+    assert "etag" not in first.headers
+    assert "immutable" not in first.headers["cache-control"]
+    replay = client.get(url + f"&seed={first.headers['x-seed']}")
+    assert replay.content == first.content
+
+
+def test_batch_tensors(client: TestClient) -> None:
+    response = client.get(f"/v1/splits/train/batches/1?{BATCH}&dtype=float32&seed=3&epoch=2")
+    assert response.headers["content-type"] == "application/vnd.safetensors"
+    assert int(response.headers["content-length"]) == len(response.content)
+    tensors, metadata = decode(response.content)
+    assert tensors["image"].shape == (4, 3, *CROP)
+    assert tensors["image"].dtype == np.float32
+    assert tensors["label"].shape == (4, *CROP)
+    assert tensors["index"].shape == (4,)
+    assert tensors["rect"].shape == (4, 4)
+    assert (metadata["split"], metadata["seed"], metadata["epoch"], metadata["batch"]) == (
+        "train",
+        "3",
+        "2",
+        "1",
+    )
+    assert float(tensors["image"].min()) < 0 < float(tensors["image"].max())
+
+
+def test_epoch_stream_frames(client: TestClient) -> None:
+    response = client.get(f"/v1/splits/train/epochs/0?{BATCH}&small=pad&start=1&step=2")
+    body, frames = response.content, []
+    while body:
+        length = int.from_bytes(body[:8], "little")
+        frames.append(decode(body[8 : 8 + length]))
+        body = body[8 + length :]
+    assert [metadata["batch"] for _, metadata in frames] == ["1"]  # 14 // 4 = 3 batches: 0, 1, 2
+    assert response.headers["x-batch-count"] == "1"
+
+
+def test_etag_and_not_modified(client: TestClient) -> None:
+    url = "/v1/splits/val/samples/0/label?format=png"
+    first = client.get(url)
+    assert first.headers["cache-control"] == "public, max-age=31536000, immutable"
+    again = client.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    assert again.content == b""
+    other = client.get(url, headers={"If-None-Match": '"something-else"'})
+    assert other.status_code == 200
+    assert other.content == first.content
+
+
+def test_metrics_count_requests_samples_and_bytes(client: TestClient) -> None:
+    client.get(f"/v1/splits/train/batches/0?{BATCH}")
+    text = client.get("/metrics").text
+    route = 'route="/v1/splits/{split}/batches/{batch}"'
+    assert f'segserve_http_requests_total{{method="GET",{route},status="200"}} 1.0' in text
+    assert 'segserve_samples_served_total{split="train"} 4.0' in text
+    assert f"segserve_http_response_bytes_total{{{route}}}" in text
+    assert "segserve_http_request_duration_seconds_bucket" in text
+
+
+def test_openapi_documents_pictures_and_problems(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    label = paths["/v1/splits/{split}/samples/{index}/label"]["get"]["responses"]
+    assert "image/png" in label["200"]["content"]
+    assert "application/problem+json" in label["422"]["content"]
+    assert "image/png" in paths["/v1/colormap"]["get"]["responses"]["200"]["content"]
+    assert "image/png" in paths["/v1/splits/{split}/crop"]["get"]["responses"]["200"]["content"]
+    assert json.dumps(paths).count("maximum") > 5
+    assert client.get("/docs").status_code == 200

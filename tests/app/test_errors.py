@@ -1,0 +1,211 @@
+"""Bad requests: each gets its 4xx problem, whose detail names what was wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.app.conftest import CROP, MakeApp, TestClient, wait_ready
+
+OK = f"height={CROP[0]}&width={CROP[1]}"
+BATCH = "/v1/splits/train/batches/0"
+CROPS = "/v1/splits/train/crop"
+EPOCH = "/v1/splits/train/epochs/0"
+LABEL = "/v1/splits/train/samples/0/label"
+
+CATALOGUE = [
+    # zero, negative, huge
+    (f"{BATCH}?height=0&width=48", 422, "height: must be an integer between 1 and 4096, got '0'"),
+    (f"{BATCH}?height=32&width=-1", 422, "width: must be an integer between 1 and 4096"),
+    (
+        f"{BATCH}?{OK}&batch_size=0",
+        422,
+        "batch_size: must be an integer between 1 and 256, got '0'",
+    ),
+    (f"{BATCH}?{OK}&batch_size=257", 422, "batch_size: must be an integer between 1 and 256"),
+    (f"{BATCH}?{OK}&batch_size=-3", 422, "batch_size"),
+    (f"{BATCH}?height=99999999999999999999&width=48", 422, "height"),
+    (f"{BATCH}?{OK}&seed=-1", 422, "seed: must be an integer between 0 and"),
+    (f"{BATCH}?{OK}&seed=9223372036854775808", 422, "seed"),
+    (f"{BATCH}?{OK}&epoch=-1", 422, "epoch: must be an integer between 0 and"),
+    (f"{CROPS}?{OK}&seed=-5", 422, "seed"),
+    (f"{CROPS}?{OK}&index=-1", 422, "index: must be an integer >= 0"),
+    (f"{EPOCH}?{OK}&step=0", 422, "step: must be an integer >= 1"),
+    (f"{EPOCH}?{OK}&start=-1", 422, "start"),
+    (f"{EPOCH}?{OK}&stop=-2", 422, "stop"),
+    ("/v1/splits/train/epochs/-1?height=32&width=48", 422, "epoch"),
+    ("/v1/splits/train/samples/-1", 422, "index: must be an integer >= 0"),
+    (f"/v1/splits/train?height=0&width={CROP[1]}", 422, "height"),
+    # a crop size no sample has, and deployment limits
+    (f"{BATCH}?height=4000&width=4000&batch_size=1", 422, "height: no sample of split 'train'"),
+    (f"{CROPS}?height=32&width=4000", 422, "width: no sample of split 'train'"),
+    (f"{BATCH}?height=4096&width=4096&small=pad&batch_size=256", 422, "batch_size"),
+    (f"{CROPS}?height=2000&width=2000&small=pad&format=json", 422, "format: json is limited"),
+    (f"{CROPS}?{OK}&index=13&height=95&width=111", 422, "index: sample 13 is"),
+    # non-numeric and malformed
+    (
+        f"{BATCH}?height=abc&width=48",
+        422,
+        "height: must be an integer between 1 and 4096, got 'abc'",
+    ),
+    (f"{BATCH}?height=1.5&width=48", 422, "height"),
+    (f"{BATCH}?{OK}&batch_size=", 422, "batch_size"),
+    (f"{BATCH}?{OK}&seed=0x10", 422, "seed"),
+    (f"{BATCH}?{OK}&shuffle=maybe", 422, "shuffle: must be true or false"),
+    (f"{BATCH}?{OK}&drop_last=2", 422, "drop_last"),
+    (f"{BATCH}?{OK}&flip=yes-please", 422, "flip"),
+    (f"{BATCH}?{OK}&scale=2,1", 422, "scale: must be two numbers"),
+    (f"{BATCH}?{OK}&scale=0,1", 422, "scale"),
+    (f"{BATCH}?{OK}&scale=abc", 422, "scale"),
+    (f"{BATCH}?{OK}&scale=1,2,3", 422, "scale"),
+    (f"{BATCH}?{OK}&scale=nan,1", 422, "scale"),
+    (f"{BATCH}?{OK}&scale=0.5,100", 422, "scale"),
+    ("/v1/splits/train/batches/zero?height=32&width=48", 422, "batch"),
+    ("/v1/splits/train/samples/first", 422, "index"),
+    # missing required parameters
+    (f"{BATCH}?width=48", 422, "height: required, must be an integer between 1 and 4096"),
+    (f"{CROPS}?height=32", 422, "width: required"),
+    (EPOCH, 422, "height: required"),
+    # unknown names
+    (f"{BATCH}?{OK}&dtype=float64", 422, "dtype: must be one of uint8, float32, got 'float64'"),
+    (f"{BATCH}?{OK}&layout=hwc", 422, "layout: must be one of nhwc, nchw"),
+    (f"{BATCH}?{OK}&small=crop", 422, "small: must be one of drop, pad"),
+    (f"{BATCH}?{OK}&void=zero", 422, "void: must be one of ignore, background"),
+    (f"{BATCH}?{OK}&format=npy", 422, "format: must be safetensors, got 'npy'"),
+    (f"{LABEL}?format=gif", 422, "format: must be one of npy, json, png, safetensors"),
+    (f"{CROPS}?{OK}&format=npy", 422, "format: must be one of safetensors, json, png"),
+    ("/v1/splits/train/samples/0/image?format=bmp", 422, "format: must be one of jpeg, npy, png"),
+    ("/v1/colormap?format=svg", 422, "format: must be one of json, png"),
+    ("/v1/splits/tain", 404, "unknown split 'tain'; available: train, val"),
+    (f"/v1/splits/TRAIN/batches/0?{OK}", 404, "unknown split 'TRAIN'"),
+    (f"{BATCH}?{OK}&batchsize=32", 422, "batchsize: unknown parameter; this endpoint takes:"),
+    (f"{LABEL}?fromat=png", 422, "fromat: unknown parameter"),
+    # out of range
+    ("/v1/splits/train/samples/14", 404, "sample index 14 is out of range"),
+    ("/v1/splits/val/samples/99999999999", 404, "out of range"),
+    ("/v1/splits/train/samples/14/label", 404, "sample index 14"),
+    ("/v1/splits/train/samples/14/image?format=npy", 404, "sample index 14"),
+    (f"{CROPS}?{OK}&index=14", 404, "sample index 14"),
+    (f"/v1/splits/train/batches/1000?{OK}", 404, "batch 1000 out of range"),
+    (f"/v1/splits/val/batches/0?{OK}&batch_size=200", 404, "this epoch has no batches"),
+    # path tricks
+    ("/v1/splits/%2e%2e/samples/0", 404, "unknown split '..'"),
+    ("/v1/splits/..%2F..%2Fetc/samples/0", 404, ""),
+    ("/v1/splits/%2e%2e%2f%2e%2e/samples/0/image", 404, ""),
+    ("/v1/splits/train%00/samples/0", 404, "unknown split"),
+    ("/v1/splits/train/samples/0/../../val", 404, ""),
+    ("/v1/nothing-here", 404, "no endpoint at /v1/nothing-here"),
+    ("/v2/dataset", 404, "no endpoint"),
+]
+
+
+@pytest.mark.parametrize(("url", "status", "detail"), CATALOGUE)
+def test_bad_request(client: TestClient, url: str, status: int, detail: str) -> None:
+    response = client.get(url)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status
+    assert {"type", "title", "status", "detail"} <= set(problem)
+    assert detail in problem["detail"]
+
+
+def test_the_catalogue_is_large() -> None:
+    assert len(CATALOGUE) >= 40
+
+
+def test_post_is_405_problem(client: TestClient) -> None:
+    response = client.post("/v1/dataset")
+    assert response.status_code == 405
+    assert response.json()["status"] == 405
+
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+def guarded(make_app: MakeApp) -> Iterator[TestClient]:
+    """A client of an app that requires the bearer token."""
+    app = make_app(api_token=TOKEN)
+    with TestClient(app) as test_client:
+        wait_ready(app)
+        yield test_client
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        ({}, "missing bearer token"),
+        ({"Authorization": "Bearer wrong"}, "wrong bearer token"),
+        ({"Authorization": f"Bearer {TOKEN}x"}, "wrong bearer token"),
+        ({"Authorization": f"Basic {TOKEN}"}, "missing bearer token"),
+        ({"Authorization": TOKEN}, "missing bearer token"),
+        ({"Authorization": "Bearer "}, "missing bearer token"),
+    ],
+)
+@pytest.mark.parametrize("url", ["/v1/dataset", "/v1/classes", f"{BATCH}?height=0"])
+def test_wrong_token_is_401(
+    guarded: TestClient, headers: dict[str, str], detail: str, url: str
+) -> None:
+    response = guarded.get(url, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert detail in response.json()["detail"]
+
+
+@pytest.mark.parametrize("url", ["/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"])
+def test_open_endpoints_need_no_token(guarded: TestClient, url: str) -> None:
+    assert guarded.get(url).status_code == 200
+
+
+def test_right_token_is_accepted(guarded: TestClient) -> None:
+    response = guarded.get("/v1/dataset", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200
+
+
+def test_not_ready_is_503_with_retry_after(make_app: MakeApp) -> None:
+    app = make_app()  # lifespan not started: the dataset never loads
+    response = TestClient(app).get("/v1/splits/train")
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) > 0
+    assert "still loading" in response.json()["detail"]
+    assert TestClient(app).get("/healthz").status_code == 200
+
+
+def test_failed_load_says_why(make_app: MakeApp, tmp_path_factory: pytest.TempPathFactory) -> None:
+    app = make_app(data_root=tmp_path_factory.mktemp("empty"))
+    with TestClient(app) as test_client:
+        wait_ready(app)
+        response = test_client.get("/readyz")
+    assert response.status_code == 503
+    assert "loading the dataset failed" in response.json()["detail"]
+
+
+def test_overload_is_503_with_retry_after(make_app: MakeApp) -> None:
+    app = make_app(max_concurrency=1)
+    with TestClient(app) as test_client:
+        wait_ready(app)
+        with app.state.services.slots.hold():  # one heavy request in flight
+            busy = test_client.get(f"{BATCH}?{OK}&batch_size=4")
+            light = test_client.get("/v1/splits/train")
+        again = test_client.get(f"{BATCH}?{OK}&batch_size=4")
+    assert busy.status_code == 503
+    assert busy.headers["retry-after"] == "1"
+    assert light.status_code == 200
+    assert again.status_code == 200
+
+
+def test_unexpected_error_is_500_without_internals(make_app: MakeApp) -> None:
+    app = make_app()
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internal state /etc/passwd")
+
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        response = test_client.get("/boom")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "secret" not in response.text
+    assert "Traceback" not in response.text

@@ -1,0 +1,125 @@
+"""The Gluon adapter against the chapter's own VOCSegDataset on the same files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from client.gluon import Transport, VOCBatches, load_data_voc
+from client.http import SegClient
+from tests.client.live import CROP, LiveServer
+
+mx = pytest.importorskip("mxnet", reason="needs the mxnet extra")
+pytestmark = pytest.mark.mxnet
+
+BATCH = 4
+# The server decodes JPEGs with PIL, the chapter with MXNet's OpenCV. Measured on
+# this data: max difference 4.8e-7 (one float32 rounding step), i.e. identical
+# decoded pixels; the bound leaves room for a decoder whose IDCT differs.
+JPEG_TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def chapter(voc_root: Path) -> Any:
+    """The chapter's module, and its train and test datasets on ``voc_root``."""
+    from tests import chapter
+
+    return chapter
+
+
+@pytest.fixture(scope="module")
+def chapter_sets(chapter: Any, voc_root: Path) -> dict[str, Any]:
+    """The chapter's VOCSegDataset for train (is_train=True) and val."""
+    return {
+        "train": chapter.VOCSegDataset(True, CROP, str(voc_root)),
+        "val": chapter.VOCSegDataset(False, CROP, str(voc_root)),
+    }
+
+
+@pytest.fixture
+def batches(live: LiveServer) -> Iterator[dict[Transport, VOCBatches]]:
+    """The adapter's train iterable with both transports."""
+    with SegClient(live.url) as client:
+        yield {
+            transport: VOCBatches(
+                client, "train", batch_size=BATCH, crop_size=CROP, shuffle=True, transport=transport
+            )
+            for transport in ("uint8", "float32")
+        }
+
+
+def _filtered_position(chapter: Any, voc_root: Path, is_train: bool) -> dict[int, int]:
+    """Split index -> position in the chapter's filtered list."""
+    features, _ = chapter.read_voc_images(str(voc_root), is_train)
+    kept = [i for i, f in enumerate(features) if f.shape[0] >= CROP[0] and f.shape[1] >= CROP[1]]
+    return {index: position for position, index in enumerate(kept)}
+
+
+def test_load_data_voc_matches_the_chapter_shapes(
+    live: LiveServer, chapter_sets: dict[str, Any]
+) -> None:
+    train_iter, test_iter = load_data_voc(BATCH, CROP, live.url)
+    try:
+        assert len(train_iter) == len(chapter_sets["train"]) // BATCH
+        assert len(test_iter) == len(chapter_sets["val"]) // BATCH
+        assert (train_iter.shuffle, test_iter.shuffle) == (True, False)
+        x, y = next(iter(train_iter))
+        assert isinstance(x, mx.nd.NDArray)
+        assert (x.shape, x.dtype, y.shape, y.dtype) == (
+            (BATCH, 3, *CROP),
+            np.float32,
+            (BATCH, *CROP),
+            np.float32,
+        )
+    finally:
+        train_iter.close()
+
+
+@pytest.mark.parametrize("transport", ["uint8", "float32"])
+def test_pixels_match_the_chapter(
+    batches: dict[Transport, VOCBatches],
+    chapter: Any,
+    chapter_sets: dict[str, Any],
+    voc_root: Path,
+    transport: Transport,
+) -> None:
+    loader = batches[transport].loader(0)
+    position = _filtered_position(chapter, voc_root, True)
+    dataset = chapter_sets["train"]
+    worst, compared = 0.0, 0
+    for raw, (x, y) in zip(loader, batches[transport], strict=True):
+        for j, (index, (top, left, height, width)) in enumerate(
+            zip(raw.index, raw.rect, strict=True)
+        ):
+            k = position[int(index)]
+            feature = mx.image.fixed_crop(dataset.features[k], left, top, width, height)
+            label = mx.image.fixed_crop(dataset.labels[k], left, top, width, height)
+            expected = feature.transpose(2, 0, 1).asnumpy()
+            worst = max(worst, float(np.abs(x[j].asnumpy() - expected).max()))
+            indices = chapter.voc_label_indices(label, dataset.colormap2label).asnumpy()
+            np.testing.assert_array_equal(y[j].asnumpy(), indices)
+            compared += 1
+    assert compared == len(dataset) // BATCH * BATCH
+    assert worst <= JPEG_TOLERANCE
+
+
+def test_each_pass_is_the_next_epoch(batches: dict[Transport, VOCBatches]) -> None:
+    train = batches["uint8"]
+    first = [y.asnumpy() for _, y in train]
+    second = [y.asnumpy() for _, y in train]
+    assert train.epoch == 2
+    assert len(first) == len(second) == len(train)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_test_iter_is_not_shuffled(live: LiveServer, chapter_sets: dict[str, Any]) -> None:
+    with SegClient(live.url) as client:
+        test_iter = VOCBatches(client, "val", batch_size=2, crop_size=CROP, shuffle=False)
+        loader = test_iter.loader(0)
+        order = [int(i) for batch in loader for i in batch.index]
+    assert order == sorted(order)
+    assert len(order) == len(chapter_sets["val"]) // 2 * 2

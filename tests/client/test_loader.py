@@ -1,0 +1,142 @@
+"""Epochs from live servers: coverage, sharding, prefetch, buffer lifetime, failover."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from client.batch import Batch
+from client.errors import AuthenticationError
+from client.http import SegClient
+from client.loader import BatchLoader, prefetched
+from client.normalize import normalize
+from tests.client.conftest import FakeClock
+from tests.client.live import CROP, TRAIN_SIZE, TRAIN_SMALL, LiveServer, start_server
+
+MakeClient = Callable[..., SegClient]
+HEIGHT, WIDTH = CROP
+USABLE = list(range(TRAIN_SMALL, TRAIN_SIZE))  # tiny_voc puts the small samples first
+
+
+def _indices(batches: list[Batch]) -> list[int]:
+    return [int(i) for b in batches for i in b.index]
+
+
+def _same(a: Batch, b: Batch) -> bool:
+    return a.metadata == b.metadata and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_epoch_covers_every_usable_sample_once(live: LiveServer, make_client: MakeClient) -> None:
+    client = make_client(live.url)
+    batches = list(client.iter_epoch("train", 0, 4, HEIGHT, WIDTH))
+    assert [b.number for b in batches] == list(range(len(USABLE) // 4))
+    assert sorted(_indices(batches)) == USABLE
+    assert _indices(batches) != USABLE  # shuffled
+    assert batches[0].image.shape == (4, HEIGHT, WIDTH, 3)
+
+
+def test_epochs_differ_and_repeat(live: LiveServer, make_client: MakeClient) -> None:
+    client = make_client(live.url)
+    epoch = [_indices(list(client.iter_epoch("train", e, 4, HEIGHT, WIDTH))) for e in (0, 1, 0)]
+    assert epoch[0] != epoch[1]
+    assert epoch[0] == epoch[2]
+
+
+@pytest.mark.parametrize("world_size", [2, 3, 5])
+def test_ranks_cover_every_batch_once(
+    live: LiveServer, make_client: MakeClient, world_size: int
+) -> None:
+    client = make_client(live.url)
+    whole = list(client.iter_epoch("train", 0, 2, HEIGHT, WIDTH))
+    shards = [
+        list(client.iter_epoch("train", 0, 2, HEIGHT, WIDTH, rank=r, world_size=world_size))
+        for r in range(world_size)
+    ]
+    merged = sorted((b for shard in shards for b in shard), key=lambda b: b.number)
+    assert [b.number for b in shards[1]] == list(range(1, len(whole), world_size))
+    assert len(merged) == len(whole)
+    assert all(_same(a, b) for a, b in zip(merged, whole, strict=True))
+
+
+def test_stream_equals_batch_requests(live: LiveServer, make_client: MakeClient) -> None:
+    client = make_client(live.url)
+    params = {"height": HEIGHT, "width": WIDTH, "batch_size": 4, "flip": True}
+    streamed = list(client.stream_epoch("train", 3, **params))
+    fetched = [client.batch("train", n, epoch=3, **params) for n in range(len(streamed))]
+    assert len(streamed) == len(USABLE) // 4
+    assert all(_same(a, b) for a, b in zip(streamed, fetched, strict=True))
+
+
+def test_held_batches_are_never_overwritten(live: LiveServer, make_client: MakeClient) -> None:
+    client = make_client(live.url, buffers=2)
+    held = list(client.iter_epoch("train", 0, 2, HEIGHT, WIDTH, prefetch=4))
+    for batch in held:
+        again = client.batch("train", batch.number, height=HEIGHT, width=WIDTH, batch_size=2)
+        assert _same(batch, again)
+    assert client.pool.size == 2
+
+
+def test_float32_delivery_equals_client_normalisation(
+    live: LiveServer, make_client: MakeClient
+) -> None:
+    client = make_client(live.url)
+    params = {"height": HEIGHT, "width": WIDTH, "batch_size": 4}
+    raw = client.batch("train", 1, **params)
+    server = client.batch("train", 1, dtype="float32", **params)
+    assert server.image.shape == (4, 3, HEIGHT, WIDTH)
+    np.testing.assert_allclose(normalize(raw.image), server.image, rtol=0, atol=1e-6)
+
+
+def test_loader_asks_the_split_for_its_length(live: LiveServer, make_client: MakeClient) -> None:
+    loader = BatchLoader(make_client(live.url), "train", height=HEIGHT, width=WIDTH, batch_size=5)
+    assert len(loader) == len(USABLE) // 5
+    loader = BatchLoader(
+        make_client(live.url), "train", height=HEIGHT, width=WIDTH, batch_size=5, drop_last=False
+    )
+    assert len(loader) == -(-len(USABLE) // 5)
+    assert len(list(loader)[-1].index) == len(USABLE) % 5
+
+
+def test_prefetched_keeps_order() -> None:
+    assert list(prefetched(lambda i: i * i, range(20), depth=3)) == [i * i for i in range(20)]
+    assert list(prefetched(lambda i: -i, range(4), depth=0)) == [0, -1, -2, -3]
+
+
+@pytest.mark.slow
+def test_epoch_survives_a_killed_replica(
+    live_pair: tuple[LiveServer, LiveServer], make_client: MakeClient, clock: FakeClock
+) -> None:
+    a, b = live_pair
+    client = make_client([a.url, b.url], backoff=60.0)
+    batches: list[Batch] = []
+    for batch in client.iter_epoch("train", 0, 2, HEIGHT, WIDTH, prefetch=2):
+        batches.append(batch)
+        if len(batches) == 3:
+            a.kill()
+    assert a.process.returncode is not None
+    assert [x.number for x in batches] == list(range(len(USABLE) // 2))
+    assert sorted(_indices(batches)) == USABLE
+    assert client.replicas.healthy() == [False, True]
+    assert clock.sleeps == []  # the other replica was always there
+    survivor = make_client(b.url)
+    for x in batches:
+        again = survivor.batch("train", x.number, height=HEIGHT, width=WIDTH, batch_size=2)
+        assert _same(x, again)
+
+
+@pytest.mark.slow
+def test_token_is_required_and_accepted(voc_root: Path, tmp_path: Path) -> None:
+    with (
+        start_server(voc_root, tmp_path / "cache", token="s3cret") as server,
+        SegClient(server.url) as anonymous,
+        SegClient(server.url, "s3cret") as member,
+    ):
+        with pytest.raises(AuthenticationError) as caught:
+            anonymous.dataset()
+        assert caught.value.status == 401
+        assert member.dataset()["num_classes"] == 21
+        batch = member.batch("train", 0, height=HEIGHT, width=WIDTH, batch_size=4)
+        assert batch.index.size == 4
