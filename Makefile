@@ -12,7 +12,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help venv serve test lint typecheck pytest format lock bench bench-small container-test clean
+.PHONY: help venv torch serve test lint typecheck pytest format lock bench bench-small container-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -40,8 +40,22 @@ lint: venv  ## ruff (lint and format check), hadolint, compose file check
 typecheck: venv  ## mypy --strict
 	$(VENV)/bin/mypy
 
-pytest: venv  ## the test suite
+pytest: venv torch  ## the test suite
 	$(VENV)/bin/pytest
+
+# PyTorch is not in the lockfile: its CUDA-free build is not on the package
+# registry. Where a local CPU wheel exists (TORCH_WHEEL), it is added to the
+# environment so the PyTorch adapter is tested; elsewhere those tests skip.
+TORCH_WHEEL ?= $(firstword $(wildcard /opt/wheels/torch-2.13.0+cpu-cp311-*.whl))
+torch: $(VENV)/.torch  ## add the local PyTorch CPU wheel to .venv when there is one
+
+$(VENV)/.torch: $(VENV)/.synced
+	@if [ -n "$(TORCH_WHEEL)" ] && [ -f "$(TORCH_WHEEL)" ]; then \
+		$(UV) pip install --quiet --python $(VENV)/bin/python "$(TORCH_WHEEL)"; \
+	else \
+		echo "torch: no local CPU wheel; the PyTorch adapter's tests will be skipped"; \
+	fi
+	touch $@
 
 format: venv  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
