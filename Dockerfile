@@ -9,6 +9,7 @@
 # python:3.11-slim and runs it as an unprivileged user.
 
 FROM python:3.11-slim AS builder
+LABEL org.opencontainers.image.title="segserve"
 
 ARG UV_VERSION=0.13.9
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -33,7 +34,10 @@ COPY app ./app
 RUN /opt/uv/bin/uv sync --frozen --no-dev --extra server --no-editable --no-cache --python python3
 
 
-FROM python:3.11-slim
+FROM python:3.11-slim AS runtime
+LABEL org.opencontainers.image.title="segserve" \
+      org.opencontainers.image.description="Pascal VOC2012 segmentation batches over HTTP" \
+      org.opencontainers.image.licenses="Apache-2.0"
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -62,5 +66,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('SEGSERVE_PORT', '8000'), timeout=4)"]
 
-ENTRYPOINT ["segserve-entrypoint"]
+ENTRYPOINT ["/bin/sh", "/usr/local/bin/segserve-entrypoint"]
 CMD ["segserve", "serve"]

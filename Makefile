@@ -68,7 +68,7 @@ clean:  ## remove the environment and tool caches
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
 container-test: venv  ## build the image; run it alone and as 2 replicas behind nginx (podman); kill one mid-epoch
-	UV_VERSION=$(UV_VERSION) VENV=$(VENV) tools/container/run-tests.sh
+	UV_VERSION=$(UV_VERSION) VENV=$(VENV) bash tools/container/run-tests.sh
 
 .PHONY: container-lint
 container-lint:  ## docker-compose.yml syntax check (skipped when docker-compose is not installed)
@@ -77,3 +77,9 @@ container-lint:  ## docker-compose.yml syntax check (skipped when docker-compose
 	else \
 		echo "docker-compose not installed: docker-compose.yml not checked"; \
 	fi
+
+bench: venv  ## the benchmark against the chapter's pipeline (~20 min): bench/results.md, bench/results.png
+	$(VENV)/bin/python -m bench --preset full --out bench
+
+bench-small: venv  ## a one-minute smoke run of the benchmark, written to bench/out/small
+	$(VENV)/bin/python -m bench --preset small --out bench/out/small --work-dir bench/out/small/work
