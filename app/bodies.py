@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from importlib.metadata import version
 from typing import Any, Final
@@ -21,6 +21,7 @@ from fastapi import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from app.state import WorkSlots
 from service.errors import InvalidParameterError
 from service.wire import Encoded
 
@@ -86,6 +87,17 @@ def npy_chunks(array: npt.NDArray[Any]) -> list[Chunk]:
 def npy_response(array: npt.NDArray[Any], headers: Mapping[str, str]) -> BufferResponse:
     """An array as an ``.npy`` file, without copying the array into the body."""
     return BufferResponse(npy_chunks(array), NPY, headers)
+
+
+async def rendered_response(
+    slots: WorkSlots,
+    media_type: str,
+    headers: Mapping[str, str],
+    render: Callable[..., bytes],
+    *args: Any,
+) -> Response:
+    """A ``media_type`` body made by ``render(*args)`` in a worker thread, holding a slot."""
+    return Response(await slots.run(render, *args), media_type=media_type, headers=headers)
 
 
 def json_bytes(document: object) -> bytes:

@@ -17,6 +17,7 @@ fresh ``bytearray`` (zero-filled first) at 1.2 GB/s.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 
@@ -24,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 Bytes = npt.NDArray[np.uint8]
+F32Array = npt.NDArray[np.float32]
 
 # References to a free pooled buffer as `_is_free` counts them: the pool's list
 # and getrefcount's own argument.
@@ -52,6 +54,11 @@ class BufferPool:
             if len(self._buffers) < self.capacity:
                 self._buffers.append(buffer)
             return buffer[:nbytes]
+
+    def float32(self, shape: tuple[int, ...]) -> F32Array:
+        """A writable float32 array of ``shape`` over :meth:`acquire`'s bytes (same lifetime)."""
+        array: F32Array = self.acquire(4 * math.prod(shape)).view(np.float32).reshape(shape)
+        return array
 
     def _is_free(self, i: int) -> bool:
         """Whether nothing but the pool refers to buffer ``i`` (call with the lock held)."""

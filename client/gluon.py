@@ -93,16 +93,11 @@ class VOCBatches:
 
     def _arrays(self, batch: Batch) -> tuple[F32Array, F32Array]:
         """Normalised features and float labels, in pooled buffers (runs in a prefetch thread)."""
-        labels = labels_as_float(batch.label, out=self._float_buffer(batch.label.shape))
+        labels = labels_as_float(batch.label, out=self._outputs.float32(batch.label.shape))
         if self.transport == "float32":
             return batch.image, labels
         n, h, w, _ = batch.image.shape
-        return normalize(batch.image, out=self._float_buffer((n, 3, h, w))), labels
-
-    def _float_buffer(self, shape: tuple[int, ...]) -> F32Array:
-        size = int(np.prod(shape))
-        buffer: F32Array = self._outputs.acquire(4 * size).view(np.float32).reshape(shape)
-        return buffer
+        return normalize(batch.image, out=self._outputs.float32((n, 3, h, w))), labels
 
 
 def load_data_voc(

@@ -23,6 +23,12 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def check_rank(rank: int, world_size: int) -> None:
+    """``ValueError`` unless ``rank`` is one of ``world_size`` ranks."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+
+
 def prefetched(fetch: Callable[[T], R], items: Iterable[T], depth: int) -> Iterator[R]:
     """``fetch(item)`` for each item, in order, with ``depth`` calls running ahead in threads."""
     if depth <= 0:
@@ -68,8 +74,7 @@ class BatchLoader:
         prefetch: int = 4,
         **params: ParamValue,
     ) -> None:
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        check_rank(rank, world_size)
         self.client = client
         self.split = split
         self.epoch = epoch

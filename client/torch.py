@@ -29,15 +29,21 @@ from torch.utils.data import IterableDataset, get_worker_info
 from client.batch import Batch
 from client.buffers import BufferPool
 from client.http import ParamValue, SegClient
-from client.loader import BatchLoader
+from client.loader import BatchLoader, check_rank
 from client.normalize import normalize as normalize_images
+
+
+def worker_shard(rank: int, world_size: int, worker: int, num_workers: int) -> tuple[int, int]:
+    """(first batch number, stride) of worker ``worker`` of rank ``rank``."""
+    return rank * num_workers + worker, world_size * num_workers
 
 
 def shard_numbers(
     num_batches: int, rank: int, world_size: int, worker: int, num_workers: int
 ) -> range:
     """The batch numbers that worker ``worker`` of rank ``rank`` takes."""
-    return range(rank * num_workers + worker, num_batches, world_size * num_workers)
+    first, stride = worker_shard(rank, world_size, worker, num_workers)
+    return range(first, num_batches, stride)
 
 
 def distributed_rank() -> tuple[int, int]:
@@ -89,9 +95,8 @@ class RemoteVOCSegmentation(IterableDataset[dict[str, Any]]):  # type: ignore[mi
         world_size = world_size if self.world_size is None else self.world_size
         info = get_worker_info()
         worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
-        return rank * num_workers + worker, world_size * num_workers
+        check_rank(rank, world_size)
+        return worker_shard(rank, world_size, worker, num_workers)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         first, stride = self.shard()
@@ -110,8 +115,7 @@ class RemoteVOCSegmentation(IterableDataset[dict[str, Any]]):  # type: ignore[mi
         image = batch.image
         if self.normalize and image.dtype == np.uint8:
             n, h, w, _ = image.shape
-            out = outputs.acquire(4 * n * 3 * h * w).view(np.float32).reshape(n, 3, h, w)
-            image = normalize_images(image, out=out)
+            image = normalize_images(image, out=outputs.float32((n, 3, h, w)))
         return {
             "image": torch.from_numpy(image),
             "label": torch.from_numpy(batch.label),

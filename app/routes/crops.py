@@ -18,6 +18,7 @@ from app.bodies import (
     json_bytes,
     not_modified,
     ok_response,
+    rendered_response,
     safetensors_response,
 )
 from app.deps import DatasetDep, ServicesDep, SplitDep
@@ -97,10 +98,9 @@ async def _crop_response(
     if format == "safetensors":
         return safetensors_response(encode_batch(batch), headers)
     if format == "png":
-        body = await services.slots.run(crop_png, batch.image[0], batch.label[0])
-        return Response(body, media_type=PNG, headers=headers)
-    body = await services.slots.run(_crop_json, batch, seed)
-    return Response(body, media_type=JSON, headers=headers)
+        image, label = batch.image[0], batch.label[0]
+        return await rendered_response(services.slots, PNG, headers, crop_png, image, label)
+    return await rendered_response(services.slots, JSON, headers, _crop_json, batch, seed)
 
 
 def _crop_json(batch: Batch, seed: int) -> bytes:

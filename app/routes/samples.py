@@ -9,6 +9,7 @@ from starlette.responses import FileResponse
 
 from app.bodies import (
     JPEG,
+    JSON,
     NPY,
     PNG,
     SAFETENSORS,
@@ -19,6 +20,7 @@ from app.bodies import (
     not_modified,
     npy_response,
     ok_response,
+    rendered_response,
     safetensors_response,
 )
 from app.deps import DatasetDep, ServicesDep, SplitDep
@@ -97,9 +99,7 @@ async def image(
     if format == "npy":
         return npy_response(pixels, headers)
     if format == "png":
-        return Response(
-            await services.slots.run(png_bytes, pixels), media_type=PNG, headers=headers
-        )
+        return await rendered_response(services.slots, PNG, headers, png_bytes, pixels)
     path = split.image_path(index)
     if not path.is_file():
         raise DatasetError(f"the image file of sample {index} of split {split.name!r} is gone")
@@ -139,12 +139,9 @@ async def label(
         metadata = {"split": split.name, "index": str(index), "id": split.ids[index], "void": void}
         return safetensors_response(encode({"label": indices}, metadata), headers)
     if format == "png":
-        return Response(
-            await services.slots.run(label_to_png, indices), media_type=PNG, headers=headers
-        )
+        return await rendered_response(services.slots, PNG, headers, label_to_png, indices)
     check_json_size(indices.size, services.settings.max_json_elements, "label")
-    body = await services.slots.run(_label_json, indices)
-    return Response(body, media_type="application/json", headers=headers)
+    return await rendered_response(services.slots, JSON, headers, _label_json, indices)
 
 
 def _label_json(indices: U8Array) -> bytes:

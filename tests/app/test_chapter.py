@@ -1,7 +1,7 @@
 """The d2l chapter's own definitions, checked against the server through HTTP.
 
-The chapter's lists and functions are copied here in numpy (the chapter uses
-MXNet/PyTorch arrays), independent of the code under test.
+The chapter's lists and functions come from :mod:`tests.chapter_numpy`, the
+chapter's code in NumPy, independent of the code under test.
 """
 
 from __future__ import annotations
@@ -10,47 +10,17 @@ import io
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 from PIL import Image
 
 from tests.app.conftest import BROKEN, CROP, TestClient
-
-VOC_COLORMAP = [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0],
-                [0, 0, 128], [128, 0, 128], [0, 128, 128], [128, 128, 128],
-                [64, 0, 0], [192, 0, 0], [64, 128, 0], [192, 128, 0],
-                [64, 0, 128], [192, 0, 128], [64, 128, 128], [192, 128, 128],
-                [0, 64, 0], [128, 64, 0], [0, 192, 0], [128, 192, 0],
-                [0, 64, 128]]  # fmt: skip
-
-VOC_CLASSES = ['background', 'aeroplane', 'bicycle', 'bird', 'boat',
-               'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
-               'diningtable', 'dog', 'horse', 'motorbike', 'person',
-               'potted plant', 'sheep', 'sofa', 'train', 'tv/monitor']  # fmt: skip
-
-
-def voc_colormap2label() -> npt.NDArray[np.int64]:
-    """The chapter's RGB -> class lookup table."""
-    colormap2label = np.zeros(256**3, dtype=np.int64)
-    for i, colormap in enumerate(VOC_COLORMAP):
-        colormap2label[(colormap[0] * 256 + colormap[1]) * 256 + colormap[2]] = i
-    return colormap2label
-
-
-def voc_label_indices(
-    colormap: npt.NDArray[np.uint8], colormap2label: npt.NDArray[np.int64]
-) -> npt.NDArray[np.int64]:
-    """The chapter's RGB label picture -> class indices."""
-    colormap = colormap.astype(np.int32)
-    idx = (colormap[:, :, 0] * 256 + colormap[:, :, 1]) * 256 + colormap[:, :, 2]
-    return colormap2label[idx]
-
-
-def chapter_filter(
-    imgs: list[npt.NDArray[np.uint8]], crop_size: tuple[int, int]
-) -> list[npt.NDArray[np.uint8]]:
-    """The chapter's VOCSegDataset.filter: keep images at least as large as the crop."""
-    return [img for img in imgs if (img.shape[0] >= crop_size[0] and img.shape[1] >= crop_size[1])]
+from tests.chapter_numpy import (
+    VOC_CLASSES,
+    VOC_COLORMAP,
+    chapter_filter,
+    voc_colormap2label,
+    voc_label_indices,
+)
 
 
 def _split_names(client: TestClient, split: str) -> list[str]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from PIL import Image
 
@@ -19,8 +21,9 @@ from tests.factories import classes_from_image, interior
 BATCH = f"height={CROP[0]}&width={CROP[1]}&batch_size=4"
 
 
-def _npy(body: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(body), allow_pickle=False)
+def _npy(body: bytes) -> npt.NDArray[Any]:
+    array: npt.NDArray[Any] = np.load(io.BytesIO(body), allow_pickle=False)
+    return array
 
 
 def _png(body: bytes) -> Image.Image:

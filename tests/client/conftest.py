@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from client.http import SegClient
@@ -49,10 +51,10 @@ def make_client(clock: FakeClock) -> Iterator[Callable[..., SegClient]]:
     """``make_client(urls, **kwargs)``: a SegClient on the fake clock, closed at teardown."""
     with ExitStack() as stack:
 
-        def make(urls: str | list[str], **kwargs: object) -> SegClient:
-            options: dict[str, object] = {"sleep": clock.sleep, "clock": clock, "timeout": 10.0}
+        def make(urls: str | list[str], **kwargs: Any) -> SegClient:
+            options: dict[str, Any] = {"sleep": clock.sleep, "clock": clock, "timeout": 10.0}
             options.update(kwargs)
-            return stack.enter_context(SegClient(urls, **options))  # type: ignore[arg-type]
+            return stack.enter_context(SegClient(urls, **options))
 
         yield make
 
@@ -60,7 +62,7 @@ def make_client(clock: FakeClock) -> Iterator[Callable[..., SegClient]]:
 def batch_body(number: int, n: int = 2, height: int = 4, width: int = 6) -> bytes:
     """A safetensors batch whose pixels encode ``number``, as the server would send it."""
     rng = np.random.default_rng(number)
-    tensors = {
+    tensors: dict[str, npt.NDArray[Any]] = {
         "image": rng.integers(0, 256, (n, height, width, 3), dtype=np.uint8),
         "label": rng.integers(0, 21, (n, height, width), dtype=np.uint8),
         "index": np.arange(number * n, number * n + n, dtype=np.int64),

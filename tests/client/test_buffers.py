@@ -57,6 +57,20 @@ def test_capacity_zero_never_pools() -> None:
         BufferPool(capacity=-1)
 
 
+def test_float32_views_a_pooled_buffer() -> None:
+    pool = BufferPool(capacity=1)
+    array = pool.float32((2, 3, 4))
+    assert array.dtype == np.float32
+    assert array.shape == (2, 3, 4)
+    assert array.flags.writeable
+    assert array.base is not None
+    assert pool.in_use() == 1
+    del array
+    assert pool.in_use() == 0
+    assert pool.acquire(96).size == 96
+    assert pool.size == 1
+
+
 def test_smallest_fitting_buffer_is_reused() -> None:
     pool = BufferPool(capacity=3)
     buffers = [pool.acquire(n) for n in (300, 100, 200)]

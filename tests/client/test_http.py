@@ -19,7 +19,7 @@ from client.errors import (
     TransportError,
     UnavailableError,
 )
-from client.http import SegClient, query_string
+from client.http import ParamValue, SegClient, query_string
 from client.transport import retry_after_seconds
 from service import wire
 from tests.client.conftest import FakeClock, batch_body
@@ -203,8 +203,8 @@ def test_stream_resumes_after_the_last_whole_batch(
         ({"scale": (0.5, 2.0), "void": "background"}, "?scale=0.5%2C2.0&void=background"),
     ],
 )
-def test_query_string(params: dict[str, object], expected: str) -> None:
-    assert query_string(params) == expected  # type: ignore[arg-type]
+def test_query_string(params: dict[str, ParamValue], expected: str) -> None:
+    assert query_string(params) == expected
 
 
 @pytest.mark.parametrize(

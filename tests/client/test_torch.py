@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
@@ -35,8 +36,8 @@ def test_shards_cover_every_batch_once(num_batches: int, world_size: int, worker
     assert sorted(taken) == list(range(num_batches))
 
 
-def _dataset(live: LiveServer, **kwargs: object) -> RemoteVOCSegmentation:
-    return RemoteVOCSegmentation(live.url, "train", *CROP, batch_size=BATCH, **kwargs)  # type: ignore[arg-type]
+def _dataset(live: LiveServer, **kwargs: Any) -> RemoteVOCSegmentation:
+    return RemoteVOCSegmentation(live.url, "train", *CROP, batch_size=BATCH, **kwargs)
 
 
 def test_items_are_tensors_of_the_api_shapes(live: LiveServer) -> None:

@@ -83,7 +83,8 @@ def decode_classes(image: U8Array) -> U8Array:
     values = np.append(_DECODABLE, np.uint8(PAD))
     diff = image[..., np.newaxis, :].astype(np.int32) - palette.astype(np.int32)
     nearest = np.argmin((diff * diff).sum(axis=-1), axis=-1)
-    return values[nearest]
+    classes: U8Array = values[nearest]
+    return classes
 
 
 def random_source(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,6 +24,7 @@ from service.augment import (
 from service.errors import InvalidParameterError
 from service.params import MAX_SCALE, CropSpec, parse_scale
 from service.sampling import sample_uniforms
+from service.source import U8Array
 from tests.service.memsource import random_source
 
 FAST = settings(max_examples=80, deadline=None)
@@ -57,9 +61,7 @@ def test_scaled_size_follows_the_factor_range(
         assert scaled_size(height, width, lo)[1] <= plan.width <= scaled_size(height, width, hi)[1]
 
 
-def reference_crop(
-    image: np.ndarray, label: np.ndarray, plan: SamplePlan
-) -> tuple[np.ndarray, np.ndarray]:
+def reference_crop(image: U8Array, label: U8Array, plan: SamplePlan) -> tuple[U8Array, U8Array]:
     """Rescale the whole sample with Pillow, pad it, crop it, flip it: the slow way."""
     if (plan.height, plan.width) != label.shape:
         size = (plan.width, plan.height)
@@ -74,7 +76,9 @@ def reference_crop(
     return (image[:, ::-1], label[:, ::-1]) if plan.flip else (image, label)
 
 
-def run_crop(source_size: tuple[int, int], crop: CropSpec, seed: int) -> tuple:
+def run_crop(
+    source_size: tuple[int, int], crop: CropSpec, seed: int
+) -> tuple[SamplePlan, tuple[U8Array, U8Array], tuple[U8Array, U8Array]]:
     source = random_source([source_size], seed=seed)
     plan = plan_sample(*source_size, crop, sample_uniforms(seed, 0, 0, NUM_UNIFORMS))
     out_image = np.full((crop.height, crop.width, 3), 77, np.uint8)
@@ -95,10 +99,11 @@ def test_crop_without_scale_is_exact(
     np.testing.assert_array_equal(label, want_label)
 
 
-def ties(start: int, count: int, size: int, scaled: int) -> np.ndarray:
+def ties(start: int, count: int, size: int, scaled: int) -> npt.NDArray[np.bool_]:
     """Positions whose nearest source pixel sits exactly between two (float rounding decides)."""
     p = np.arange(start, start + count)
-    return ((2 * p + 1) * size) % (2 * scaled) == 0
+    tied: npt.NDArray[np.bool_] = ((2 * p + 1) * size) % (2 * scaled) == 0
+    return tied
 
 
 @FAST
@@ -184,7 +189,7 @@ def test_parse_scale_rejects(text: str) -> None:
         ({"height": 4, "width": 4, "scale": (2.0, 1.0)}, "scale"),
     ],
 )
-def test_crop_spec_rejects(kwargs: dict, parameter: str) -> None:
+def test_crop_spec_rejects(kwargs: dict[str, Any], parameter: str) -> None:
     with pytest.raises(InvalidParameterError) as info:
         CropSpec(**kwargs)
     assert info.value.parameter == parameter

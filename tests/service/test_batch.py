@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.batch import Batch, make_batch, make_crop
 from service.errors import InvalidParameterError, NotFoundError, NoUsableSampleError
-from service.params import BatchSpec, CropSpec, validate_batch, validate_crop
+from service.params import (
+    BatchSpec,
+    CropSpec,
+    Dtype,
+    Layout,
+    Void,
+    validate_batch,
+    validate_crop,
+)
 from service.sampling import usable_indices
+from service.source import U8Array
 from service.voc import IGNORE_INDEX, RGB_MEAN, RGB_STD
 from tests.service.memsource import PAD, MemorySource, coded_source, decode_classes
 
 FAST = settings(max_examples=40, deadline=None)
 
 
-def expected_classes(batch: Batch, void: str) -> np.ndarray:
+def expected_classes(batch: Batch, void: Void) -> U8Array:
     """Classes read back from the batch's uint8 NHWC images."""
     classes = decode_classes(batch.image)
     fill = 0 if void == "background" else IGNORE_INDEX
@@ -27,7 +39,7 @@ def expected_classes(batch: Batch, void: str) -> np.ndarray:
     return classes
 
 
-def near_boundary(label: np.ndarray, radius: int) -> np.ndarray:
+def near_boundary(label: U8Array, radius: int) -> npt.NDArray[np.bool_]:
     """Pixels within ``radius`` of a class change or of the crop's edge."""
     h, w = label.shape
     edge = np.zeros((h, w), bool)
@@ -60,14 +72,14 @@ def test_labels_align_with_images(
     sizes: list[tuple[int, int]],
     crop: tuple[int, int],
     flip: bool,
-    void: str,
+    void: Void,
     seed: int,
     epoch: int,
 ) -> None:
     source = coded_source(sizes, seed=epoch)
     spec = BatchSpec(
         CropSpec(*crop, small="pad", void=void, flip=flip), 3, seed, epoch, drop_last=False
-    )  # type: ignore[arg-type]
+    )
     for b in range((len(sizes) + 2) // 3):
         batch = make_batch(source, spec, b)
         np.testing.assert_array_equal(batch.label, expected_classes(batch, void))
@@ -105,11 +117,11 @@ def test_labels_align_with_rescaled_images(
     ],
 )
 def test_layouts_hold_the_same_pixels(
-    mem_source: MemorySource, dtype: str, layout: str | None, shape: tuple[int, ...]
+    mem_source: MemorySource, dtype: Dtype, layout: Layout | None, shape: tuple[int, ...]
 ) -> None:
     crop = CropSpec(6, 7, flip=True)
     reference = make_batch(mem_source, BatchSpec(crop, 5, seed=3), 1)
-    batch = make_batch(mem_source, BatchSpec(crop, 5, seed=3, dtype=dtype, layout=layout), 1)  # type: ignore[arg-type]
+    batch = make_batch(mem_source, BatchSpec(crop, 5, seed=3, dtype=dtype, layout=layout), 1)
     assert batch.image.shape == shape
     assert batch.image.dtype == np.dtype(dtype)
     image = batch.image if shape[-1] == 3 else batch.image.transpose(0, 2, 3, 1)
@@ -122,20 +134,20 @@ def test_layouts_hold_the_same_pixels(
 
 
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
-def test_float32_normalisation_for_every_value(layout: str) -> None:
+def test_float32_normalisation_for_every_value(layout: Layout) -> None:
     values = np.arange(256, dtype=np.uint8)
     image = np.stack([values, values[::-1], np.roll(values, 7)], axis=-1).reshape(16, 16, 3)
     source = MemorySource("val", [np.ascontiguousarray(image)], [np.zeros((16, 16), np.uint8)])
-    batch = make_crop(source, CropSpec(16, 16), seed=0, dtype="float32", layout=layout)  # type: ignore[arg-type]
+    batch = make_crop(source, CropSpec(16, 16), seed=0, dtype="float32", layout=layout)
     got = batch.image[0] if layout == "nhwc" else batch.image[0].transpose(1, 2, 0)
     want = (image / 255.0 - np.array(RGB_MEAN)) / np.array(RGB_STD)
     assert np.abs(got - want).max() <= 1e-6
 
 
 def test_void_background(mem_source: MemorySource) -> None:
-    crop = {"height": 12, "width": 30, "small": "pad"}
-    ignore = make_batch(mem_source, BatchSpec(CropSpec(**crop), 8, 5), 0)  # type: ignore[arg-type]
-    background = make_batch(mem_source, BatchSpec(CropSpec(**crop, void="background"), 8, 5), 0)  # type: ignore[arg-type]
+    crop: dict[str, Any] = {"height": 12, "width": 30, "small": "pad"}
+    ignore = make_batch(mem_source, BatchSpec(CropSpec(**crop), 8, 5), 0)
+    background = make_batch(mem_source, BatchSpec(CropSpec(**crop, void="background"), 8, 5), 0)
     void = ignore.label == IGNORE_INDEX
     assert void.any()
     assert (background.label[void] == 0).all()
@@ -211,7 +223,9 @@ def test_crop_without_index_picks_a_usable_sample(mem_source: MemorySource) -> N
         ({"layout": "chw"}, InvalidParameterError, "layout"),
     ],
 )
-def test_crop_errors(mem_source: MemorySource, kwargs: dict, error: type, match: str) -> None:
+def test_crop_errors(
+    mem_source: MemorySource, kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
     args = {"crop": CropSpec(8, 8), "seed": 0, **kwargs}
     with pytest.raises(error, match=match):
         make_crop(mem_source, **args)
@@ -247,7 +261,7 @@ def test_metadata(mem_source: MemorySource) -> None:
         ({"layout": "hwc"}, "layout"),
     ],
 )
-def test_batch_spec_rejects(kwargs: dict, parameter: str) -> None:
+def test_batch_spec_rejects(kwargs: dict[str, Any], parameter: str) -> None:
     with pytest.raises(InvalidParameterError) as info:
         BatchSpec(CropSpec(4, 4), **kwargs)
     assert info.value.parameter == parameter

@@ -7,13 +7,16 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from PIL import Image
 
 from service import demo
 from service.demo import CLASS_COLORS, ensure_demo, render_sample, write_demo
+from service.source import U8Array
 from service.voc import IGNORE_INDEX, NUM_CLASSES, voc_palette
 
 TRAIN, VAL, SEED = 240, 60, 0
@@ -30,7 +33,7 @@ def split(root: Path, name: str) -> list[str]:
     return (root / "ImageSets" / "Segmentation" / f"{name}.txt").read_text().splitlines()
 
 
-def load(root: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+def load(root: Path, name: str) -> tuple[U8Array, U8Array]:
     with Image.open(root / "JPEGImages" / f"{name}.jpg") as image:
         rgb = np.asarray(image.convert("RGB"))
     with Image.open(root / "SegmentationClass" / f"{name}.png") as label:
@@ -93,7 +96,7 @@ def test_objects_are_outlined_by_bands_of_255(demo_root: Path, axis: int) -> Non
         assert _near(label != IGNORE_INDEX, 5)[label == IGNORE_INDEX].mean() > 0.99, name
 
 
-def _separating_runs(line: np.ndarray) -> list[int]:
+def _separating_runs(line: U8Array) -> list[int]:
     """Lengths of the runs of 255 whose two neighbours are different classes."""
     ignore = np.flatnonzero(line == IGNORE_INDEX)
     if ignore.size == 0:
@@ -103,10 +106,11 @@ def _separating_runs(line: np.ndarray) -> list[int]:
     inside = (starts > 0) & (stops < line.size - 1)
     starts, stops = starts[inside], stops[inside]
     differ = line[starts - 1] != line[stops + 1]
-    return (stops - starts + 1)[differ].tolist()
+    runs: list[int] = (stops - starts + 1)[differ].tolist()
+    return runs
 
 
-def _near(mask: np.ndarray, radius: int) -> np.ndarray:
+def _near(mask: npt.NDArray[np.bool_], radius: int) -> npt.NDArray[np.bool_]:
     """Pixels within ``radius`` (Chebyshev) of a pixel of ``mask``."""
     out = mask.copy()
     for shift in range(1, radius + 1):
@@ -215,7 +219,7 @@ def test_ensure_demo_keeps_the_winners_copy(
     target = tmp_path / "demo-3-2-0"
     real_write = demo.write_demo
 
-    def write_while_another_process_finishes(root: Path, **kwargs: int) -> Path:
+    def write_while_another_process_finishes(root: Path, **kwargs: Any) -> Path:
         real_write(target, **kwargs)
         (target / "winner").touch()
         return real_write(root, **kwargs)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +18,7 @@ from service.errors import InvalidParameterError
 from service.labels import apply_void, colorize, decode_label, label_to_png
 from service.source import U8Array
 from service.voc import IGNORE_COLOR, IGNORE_INDEX, VOC_COLORMAP, voc_palette
+from tests.chapter_numpy import voc_colormap2label, voc_label_indices
 from tests.factories import SampleSpec, label_of, label_picture, write_voc
 
 # Hypothesis' per-example deadline would fail these on a busy machine; none of them is about speed.
@@ -163,44 +165,19 @@ def test_colorize_uses_the_colormap_and_the_ignore_colour() -> None:
     np.testing.assert_array_equal(colors, expected)
 
 
-# The chapter's lookup, verbatim apart from `np` being NumPy instead of mxnet.np.
-# fmt: off
-def voc_colormap2label():  # type: ignore[no-untyped-def]
-    """Build the mapping from RGB to class indices for VOC labels."""
-    colormap2label = np.zeros(256 ** 3)
-    for i, colormap in enumerate(VOC_COLORMAP):
-        colormap2label[
-            (colormap[0] * 256 + colormap[1]) * 256 + colormap[2]] = i
-    return colormap2label
-
-
-def voc_label_indices(colormap, colormap2label):  # type: ignore[no-untyped-def]
-    """Map any RGB values in VOC labels to their class indices."""
-    colormap = colormap.astype(np.int32)
-    idx = ((colormap[:, :, 0] * 256 + colormap[:, :, 1]) * 256
-           + colormap[:, :, 2])
-    return colormap2label[idx]
-# fmt: on
-
-
-def chapter_label_indices(rgb: U8Array, table: Any) -> Any:
-    """The chapter's class indices of an RGB label picture."""
-    return voc_label_indices(rgb, table)  # type: ignore[no-untyped-call]
-
-
 @pytest.fixture(scope="module")
-def chapter_table() -> Any:
-    return voc_colormap2label()  # type: ignore[no-untyped-call]
+def chapter_table() -> npt.NDArray[np.int64]:
+    return voc_colormap2label()
 
 
 @pytest.mark.parametrize("label_mode", ["P", "RGB"])
 def test_background_void_equals_the_chapter_on_the_same_files(
-    tmp_path: Path, label_mode: Any, chapter_table: Any
+    tmp_path: Path, label_mode: Any, chapter_table: npt.NDArray[np.int64]
 ) -> None:
     root = write_voc(tmp_path, SPECS, {"train": [s.name for s in SPECS]}, label_mode=label_mode)
     for spec in SPECS:
         picture = _read(root / "SegmentationClass" / f"{spec.name}.png")
-        chapter = chapter_label_indices(np.asarray(picture.convert("RGB")), chapter_table)
+        chapter = voc_label_indices(np.asarray(picture.convert("RGB")), chapter_table)
         engine = apply_void(decode_label(picture), "background")
         np.testing.assert_array_equal(engine, chapter)
 
@@ -208,7 +185,7 @@ def test_background_void_equals_the_chapter_on_the_same_files(
 @NO_DEADLINE
 @given(rgb=arrays(np.uint8, st.tuples(st.integers(1, 10), st.integers(1, 10), st.just(3))))
 def test_background_void_equals_the_chapter_for_any_colours(
-    rgb: U8Array, chapter_table: Any
+    rgb: U8Array, chapter_table: npt.NDArray[np.int64]
 ) -> None:
     engine = apply_void(decode_label(Image.fromarray(rgb)), "background")
-    np.testing.assert_array_equal(engine, chapter_label_indices(rgb, chapter_table))
+    np.testing.assert_array_equal(engine, voc_label_indices(rgb, chapter_table))

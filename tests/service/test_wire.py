@@ -11,15 +11,17 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import safetensors.numpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.batch import make_batch
-from service.params import BatchSpec, CropSpec
+from service.params import BatchSpec, CropSpec, Dtype
 from service.wire import (
     DTYPES,
     FrameReader,
@@ -37,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @st.composite
-def tensor_maps(draw: st.DrawFn) -> dict[str, np.ndarray]:
+def tensor_maps(draw: st.DrawFn) -> dict[str, npt.NDArray[Any]]:
     names = draw(st.lists(st.text(min_size=1, max_size=8), max_size=5, unique=True))
     result = {}
     for name in names:
@@ -57,7 +59,7 @@ METADATA = st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=4)
 @FAST
 @given(tensors=tensor_maps(), metadata=METADATA)
 def test_round_trip_and_safetensors_reads_it(
-    tensors: dict[str, np.ndarray], metadata: dict[str, str]
+    tensors: dict[str, npt.NDArray[Any]], metadata: dict[str, str]
 ) -> None:
     encoded = encode(tensors, metadata)
     body = encoded.tobytes()
@@ -120,7 +122,7 @@ def test_non_contiguous_and_big_endian_inputs() -> None:
         ({"x": np.zeros(2)}, {"k": 1}),
     ],
 )
-def test_encode_rejects(tensors: dict, metadata: dict) -> None:
+def test_encode_rejects(tensors: dict[str, npt.NDArray[Any]], metadata: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"dtype|tensor name|metadata"):
         encode(tensors, metadata)
 
@@ -199,18 +201,18 @@ def test_etag_follows_content() -> None:
     assert etag(a)[0] == etag(a)[-1] == '"'
 
 
-def batch_digest(dtype: str) -> str:
+def batch_digest(dtype: Dtype) -> str:
     """sha256 of an encoded batch that uses every augmentation."""
     from tests.service.memsource import coded_source
 
     source = coded_source([(30, 38), (12, 40), (25, 33), (40, 40), (31, 29)], seed=5)
     crop = CropSpec(20, 24, small="pad", flip=True, scale=(0.5, 2.0))
-    spec = BatchSpec(crop, 3, seed=2**62 + 7, epoch=4, drop_last=False, dtype=dtype)  # type: ignore[arg-type]
+    spec = BatchSpec(crop, 3, seed=2**62 + 7, epoch=4, drop_last=False, dtype=dtype)
     return hashlib.sha256(encode_batch(make_batch(source, spec, 1)).tobytes()).hexdigest()
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "float32"])
-def test_batch_bytes_are_identical_in_other_processes(dtype: str) -> None:
+def test_batch_bytes_are_identical_in_other_processes(dtype: Dtype) -> None:
     script = f"from tests.service.test_wire import batch_digest; print(batch_digest({dtype!r}))"
     digests = set()
     for hash_seed in ("1", "2"):
