@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email.utils
 import http.client
+import select
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -68,16 +69,33 @@ class Connections:
         self._closed = False
 
     def checkout(self, replica: Replica) -> tuple[http.client.HTTPConnection, bool]:
-        """A connection to ``replica`` and whether it was used before."""
+        """A connection to ``replica`` and whether it was used before.
+
+        Idle connections the server has closed meanwhile (uvicorn closes idle
+        keep-alive connections after a few seconds) are dropped here, before
+        a request is sent on them.
+        """
         with self._lock:
             if self._closed:
                 raise TransportError("client is closed", url=replica.url)
-            idle = self._idle.get(replica)
-            if idle:
-                return idle.pop(), True
+            idle = self._idle.get(replica, [])
+            while idle:
+                conn = idle.pop()
+                if not _dropped(conn):
+                    return conn, True
+                conn.close()
+                self._open.discard(conn)
             conn = replica.connect(self.timeout)
             self._open.add(conn)
             return conn, False
+
+    def discard_idle(self, replica: Replica) -> None:
+        """Close every idle connection to ``replica`` (after one of them turned out stale)."""
+        with self._lock:
+            idle, self._idle[replica] = self._idle.get(replica, []), []
+            self._open.difference_update(idle)
+        for conn in idle:
+            conn.close()
 
     def checkin(self, replica: Replica, conn: http.client.HTTPConnection) -> None:
         """Give back a connection whose last response was read to the end."""
@@ -148,12 +166,29 @@ def _send(
             return conn, conn.getresponse()
         except _STALE as error:
             connections.discard(conn)
+            connections.discard_idle(replica)  # its siblings idled as long: the next is fresh
             if not reused:
                 raise TransportError(f"{type(error).__name__}: {error}", url=replica.url) from None
         except _FAILURES as error:
             connections.discard(conn)
             raise TransportError(f"{type(error).__name__}: {error}", url=replica.url) from None
     raise TransportError("connection closed twice in a row", url=replica.url)
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """Whether an idle connection was closed by the server (its socket reads EOF or fails).
+
+    An idle keep-alive socket has nothing to read; readable means the peer
+    closed it (or sent something unexpected), so it cannot carry a request.
+    """
+    sock = conn.sock
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def read_body(response: Response, pool: BufferPool) -> Bytes:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import email.utils
 import itertools
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -145,6 +147,27 @@ def test_stale_keep_alive_is_replaced_silently(
     )
     client = make_client(server.url)
     assert client.classes() == []
+    assert client.classes() == []
+    assert clock.sleeps == []
+    assert client.replicas.healthy() == [True]
+
+
+def test_many_stale_keep_alives_cost_no_backoff(
+    serve: Serve, make_client: MakeClient, clock: FakeClock
+) -> None:
+    """Idle connections the server closed meanwhile are all dropped, none waited for."""
+    together = threading.Barrier(3, timeout=10)
+
+    def answer(_: Request) -> Reply:
+        if len(server.requests) <= 3:
+            together.wait()  # three requests in flight at once: three connections
+        return Reply(200, b"[]", {"Content-Type": "application/json"}, close_after=True)
+
+    server = serve(answer)
+    client = make_client(server.url)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        assert list(pool.map(lambda _: client.classes(), range(3))) == [[], [], []]
+    assert len({r.client_port for r in server.requests}) == 3
     assert client.classes() == []
     assert clock.sleeps == []
     assert client.replicas.healthy() == [True]
