@@ -1,0 +1,71 @@
+"""What a benchmark run measures: dataset sizes, repeats, crop and batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The sizes and repeat counts of one benchmark run.
+
+    ``rounds``: each throughput configuration runs one epoch per round, rounds
+    interleave the configurations so drifting machine load hits them alike.
+    ``nginx_modes``: the client modes measured through nginx (:mod:`bench.nginx`).
+    ``growth_*``: the base dataset of the growth check (``growth_factor`` times
+    it is the large one) and how many batches each size is timed on.
+    """
+
+    name: str
+    train: int
+    val: int
+    rounds: int
+    warm_starts: int
+    cold_builds: int
+    growth_train: int
+    growth_val: int
+    growth_factor: int
+    growth_batches: int
+    batch_size: int = 64
+    height: int = 320
+    width: int = 480
+    seed: int = 0
+    chapter_workers: tuple[int, ...] = (0, 2)
+    server_workers: tuple[int, ...] = (1, 2)
+    nginx_modes: tuple[str, ...] = ("uint8", "gluon-uint8")
+
+    @property
+    def fields(self) -> dict[str, int]:
+        """Batch size and crop as the fields of a probe command."""
+        return {"batch_size": self.batch_size, "height": self.height, "width": self.width}
+
+
+PRESETS: Final[dict[str, Preset]] = {
+    # VOC2012's segmentation splits are 1,464 train and 1,449 val images.
+    "full": Preset(
+        name="full",
+        train=1464,
+        val=1449,
+        rounds=5,
+        warm_starts=5,
+        cold_builds=2,
+        growth_train=400,
+        growth_val=100,
+        growth_factor=8,
+        growth_batches=40,
+    ),
+    # A smoke run of about a minute: checks that every phase runs, not how fast.
+    "small": Preset(
+        name="small",
+        train=224,
+        val=32,
+        rounds=2,
+        warm_starts=2,
+        cold_builds=1,
+        growth_train=88,
+        growth_val=8,
+        growth_factor=2,
+        growth_batches=4,
+    ),
+}

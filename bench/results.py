@@ -1,0 +1,128 @@
+"""Everything one run measured, as plain data that round-trips through JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.memory import ProcessMemory
+from bench.stats import Epoch, Series
+
+
+@dataclass
+class Environment:
+    """Where and when the run happened, and on what data."""
+
+    preset: str
+    started: str
+    cpus: int
+    memory_gib: float
+    versions: dict[str, str]
+    train_images: int
+    val_images: int
+    usable_train: int = 0
+    load_before: list[float] = field(default_factory=list)
+    load_after: list[float] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+
+@dataclass
+class Startup:
+    """Start-up costs (seconds) and memory.
+
+    ``chapter_load``: the chapter's train + val datasets, once per chapter
+    process; ``cold_build``: ``segserve prepare`` on an empty cache (process
+    wall time); ``cold_ready`` / ``warm_ready``: server start to ``/readyz``
+    200 on an empty / a built cache, per worker count; ``first_batch``: then a
+    new client's first uint8 batch (no prefetch); ``open_dataset``: the
+    warm ``open_dataset`` call in process; ``memory``: server processes after
+    serving an epoch of each delivery, per worker count.
+    """
+
+    chapter_load: list[float] = field(default_factory=list)
+    chapter_load_train: list[float] = field(default_factory=list)
+    cold_build: list[float] = field(default_factory=list)
+    cold_ready: list[float] = field(default_factory=list)
+    warm_ready: dict[str, list[float]] = field(default_factory=dict)
+    first_batch: dict[str, list[float]] = field(default_factory=dict)
+    open_dataset: list[float] = field(default_factory=list)
+    cache_bytes: int = 0
+    memory: dict[str, list[ProcessMemory]] = field(default_factory=dict)
+
+
+@dataclass
+class GrowthSize:
+    """One dataset size of the growth check and its batch times (no prefetch)."""
+
+    label: str
+    train_images: int
+    val_images: int
+    cache_bytes: int
+    seconds: list[float]
+
+
+@dataclass
+class NginxRun:
+    """The phase through nginx: whether it was measured (or why not) and its series.
+
+    ``status``: ``measured``, or ``not measured: <why>``; ``version``: of the
+    nginx binary; ``config``: the deployed configuration it ran (a path in the
+    repository). Series kinds: ``nginx-1r`` and ``nginx-2r`` (through nginx
+    listing 1 or 2 replicas), ``direct-2r`` (the client given both replicas'
+    URLs); ``workers`` is uvicorn workers per replica.
+    """
+
+    status: str = "not run"
+    version: str = ""
+    config: str = ""
+    series: list[Series] = field(default_factory=list)
+
+
+@dataclass
+class Results:
+    """One benchmark run."""
+
+    environment: Environment
+    throughput: list[Series] = field(default_factory=list)
+    startup: Startup = field(default_factory=Startup)
+    growth: list[GrowthSize] = field(default_factory=list)
+    nginx: NginxRun = field(default_factory=NginxRun)
+
+    def series(self, key: str) -> Series | None:
+        """The throughput series called ``key``, if measured."""
+        return next((s for s in self.throughput if s.key == key), None)
+
+    def save(self, path: Path) -> None:
+        """Write the results as JSON."""
+        path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Results:
+        """Read results written by :meth:`save`."""
+        document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        startup = dict(document["startup"])
+        startup["memory"] = {
+            workers: [ProcessMemory(**m) for m in members]
+            for workers, members in startup["memory"].items()
+        }
+        return cls(
+            environment=Environment(**document["environment"]),
+            throughput=[_series(s) for s in document["throughput"]],
+            startup=Startup(**startup),
+            growth=[GrowthSize(**g) for g in document["growth"]],
+            nginx=_nginx(document.get("nginx")),
+        )
+
+
+def _series(document: dict[str, Any]) -> Series:
+    epochs = [Epoch(**epoch) for epoch in document.pop("epochs")]
+    return Series(epochs=epochs, **document)
+
+
+def _nginx(document: dict[str, Any] | None) -> NginxRun:
+    if document is None:  # results written before the nginx phase existed
+        return NginxRun()
+    fields = dict(document)
+    return NginxRun(series=[_series(s) for s in fields.pop("series")], **fields)

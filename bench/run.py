@@ -1,0 +1,89 @@
+"""One benchmark run, phase by phase, and its report.
+
+1. datasets: the demo dataset of the preset's size (and the growth sizes);
+2. start-up: cold builds, a cold server start, warm starts, warm
+   ``open_dataset``, server memory (:mod:`bench.startup`);
+3. throughput: the chapter's pipeline and segserve's deliveries, interleaved
+   round by round (:mod:`bench.throughput`);
+4. nginx: the same client through nginx in front of 1 and 2 replicas, and
+   given both replicas directly (:mod:`bench.nginx`);
+5. growth: time per batch on the base and the larger dataset (:mod:`bench.growth`);
+6. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+from bench.growth import measure_growth
+from bench.nginx import measure_nginx
+from bench.plot import write_plot
+from bench.presets import Preset
+from bench.protocol import Probe
+from bench.report import write_report
+from bench.results import Environment, Results
+from bench.startup import measure_startup
+from bench.throughput import measure_throughput
+from bench.workspace import Workspace, say
+
+
+def environment(preset: Preset) -> Environment:
+    """The machine, the versions and the load average before the run."""
+    pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    versions = {"python": platform.python_version()}
+    versions |= {name: version(name) for name in ("numpy", "mxnet", "segserve", "uvicorn")}
+    return Environment(
+        preset=preset.name,
+        started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        cpus=len(os.sched_getaffinity(0)),
+        memory_gib=round(pages * page_size / 2**30, 1),
+        versions=versions,
+        train_images=preset.train,
+        val_images=preset.val,
+        load_before=list(os.getloadavg()),
+    )
+
+
+def measure(preset: Preset, space: Workspace) -> Results:
+    """Every phase of the benchmark, on a fresh set of caches."""
+    results = Results(environment(preset))
+    root = space.dataset(preset.train, preset.val, preset.seed)
+    space.clean_caches()
+    cache = space.fresh_cache("main")
+    with Probe("bench.client_probe", [], space.log("client")) as client:
+        results.startup = measure_startup(space, preset, root, cache, client)
+        series, hellos = measure_throughput(space, preset, root, cache, client)
+        results.throughput = series
+        results.startup.chapter_load = [
+            float(h["load_train_s"]) + float(h["load_val_s"]) for h in hellos
+        ]
+        results.startup.chapter_load_train = [float(h["load_train_s"]) for h in hellos]
+        results.environment.usable_train = int(hellos[0]["examples"]) if hellos else 0
+        results.nginx = measure_nginx(space, preset, root, cache, client)
+        results.growth = measure_growth(space, preset, client)
+    space.clean_caches()
+    return results
+
+
+def run(preset: Preset, out: Path, work: Path) -> Results:
+    """Measure, then write ``results.json``, ``results.md`` and ``results.png`` into ``out``."""
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    results = measure(preset, Workspace(work))
+    results.environment.load_after = list(os.getloadavg())
+    results.environment.wall_seconds = round(time.perf_counter() - started, 1)
+    results.save(out / "results.json")
+    render(results, out)
+    say(f"done in {results.environment.wall_seconds:.0f} s: {out / 'results.md'}")
+    return results
+
+
+def render(results: Results, out: Path) -> None:
+    """Write the report and the plot of ``results`` into ``out``."""
+    write_report(results, out / "results.md", plot_name="results.png")
+    write_plot(results, out / "results.png")
