@@ -180,6 +180,9 @@ def _serve(args: argparse.Namespace) -> int:
             port=settings.port,
             workers=settings.workers,
             log_level=settings.log_level,
+            # Trainers pause between epochs (validation, checkpoints); keep their
+            # connections open as long as nginx keeps its own (deploy/nginx.conf).
+            timeout_keep_alive=75,
         )
     return 0
 
