@@ -8,6 +8,7 @@ from importlib.metadata import version
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.deps import reject_unknown_query, require_token
 from app.metrics import MetricsMiddleware
@@ -50,7 +51,9 @@ def create_app() -> FastAPI:
 
 def create_app_with_config(settings: Settings) -> FastAPI:
     """The app for ``settings``; the dataset is loaded when the app starts (its lifespan)."""
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets shipped in the package, not a CDN: /docs
+    # works on machines and clusters without internet access.
+    app = FastAPIOffline(
         title="segserve",
         version=version("segserve"),
         description=DESCRIPTION,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -242,3 +243,16 @@ def test_openapi_documents_pictures_and_problems(client: TestClient) -> None:
     assert "image/png" in paths["/v1/splits/{split}/crop"]["get"]["responses"]["200"]["content"]
     assert json.dumps(paths).count("maximum") > 5
     assert client.get("/docs").status_code == 200
+
+
+def test_swagger_ui_is_served_without_a_cdn(client: TestClient) -> None:
+    page = client.get("/docs").text
+    scripts = re.findall(r'src="([^"]+\.js)"', page)
+    styles = re.findall(r'href="([^"]+\.css)"', page)
+    assert scripts
+    assert styles
+    for url in scripts + styles:
+        assert url.startswith("/"), f"{url} is not served by the app itself"
+        asset = client.get(url)
+        assert asset.status_code == 200
+        assert len(asset.content) > 10_000
