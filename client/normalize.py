@@ -14,28 +14,21 @@ multiply and the add.
 
 from __future__ import annotations
 
-from typing import Final
-
 import numpy as np
 import numpy.typing as npt
 
-from service.voc import RGB_MEAN, RGB_STD
+from service.normalize import normalize_sample
 
 F32Array = npt.NDArray[np.float32]
 U8Array = npt.NDArray[np.uint8]
-
-_MEAN: Final = np.asarray(RGB_MEAN, dtype=np.float32)
-_STD: Final = np.asarray(RGB_STD, dtype=np.float32)
-# x * scale + bias == (x / 255 - mean) / std
-SCALE: Final = (1.0 / (255.0 * _STD.astype(np.float64))).astype(np.float32)
-BIAS: Final = (-_MEAN.astype(np.float64) / _STD.astype(np.float64)).astype(np.float32)
 
 
 def normalize(images: U8Array, out: F32Array | None = None) -> F32Array:
     """Normalise uint8 images (N, H, W, 3) into float32 (N, 3, H, W).
 
     ``out``, when given, must be a float32 array of shape (N, 3, H, W); it is
-    filled and returned, so a training loop can reuse one allocation.
+    filled and returned, so a training loop can reuse one allocation. The
+    values are the server's float32 batches' to the bit (one shared function).
     """
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
         raise ValueError(f"expected uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
@@ -45,10 +38,7 @@ def normalize(images: U8Array, out: F32Array | None = None) -> F32Array:
     elif out.dtype != np.float32 or out.shape != (n, 3, h, w):
         raise ValueError(f"out must be float32 {(n, 3, h, w)}, got {out.dtype} {out.shape}")
     for i in range(n):
-        for c in range(3):
-            plane = out[i, c]
-            np.multiply(images[i, :, :, c], SCALE[c], out=plane, casting="unsafe")
-            plane += BIAS[c]
+        normalize_sample(images[i], out[i])
     return out
 
 

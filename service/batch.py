@@ -8,13 +8,14 @@ and every sample is written straight into its slot.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from service.augment import NUM_UNIFORMS, plan_sample, write_crop
 from service.errors import InvalidParameterError, NotFoundError
+from service.normalize import NORM_OFFSET, NORM_SCALE, normalize_sample
 from service.params import BatchSpec, CropSpec, Dtype, Layout, check_seed, resolve_layout
 from service.sampling import (
     I64Array,
@@ -25,14 +26,9 @@ from service.sampling import (
     usable_indices,
 )
 from service.source import SplitSource, U8Array
-from service.voc import IGNORE_INDEX, RGB_MEAN, RGB_STD
+from service.voc import IGNORE_INDEX
 
 I32Array = npt.NDArray[np.int32]
-
-# (x / 255 - mean) / std as x * SCALE + OFFSET, per RGB channel.
-_STD = np.asarray(RGB_STD, dtype=np.float64)
-NORM_SCALE: Final = (1.0 / (255.0 * _STD)).astype(np.float32)
-NORM_OFFSET: Final = (-np.asarray(RGB_MEAN, dtype=np.float64) / _STD).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -84,9 +80,7 @@ class _ImageOut:
             np.multiply(rows, self._row_scale, out=flat, dtype=np.float32)
             np.add(flat, self._row_offset, out=flat)
         else:
-            for c in range(3):
-                np.multiply(src[..., c], NORM_SCALE[c], out=out[c], dtype=np.float32)
-                np.add(out[c], NORM_OFFSET[c], out=out[c])
+            normalize_sample(src, out)
 
 
 def assemble(
