@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -24,11 +25,9 @@ JPEG_TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
-def chapter(voc_root: Path) -> Any:
-    """The chapter's module, and its train and test datasets on ``voc_root``."""
-    from tests import chapter
-
-    return chapter
+def chapter(d2l: ModuleType) -> ModuleType:
+    """The chapter's module (under its ``npx.set_np()``)."""
+    return d2l
 
 
 @pytest.fixture(scope="module")

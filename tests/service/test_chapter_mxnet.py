@@ -10,7 +10,6 @@ samples passing the filter.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,7 +24,6 @@ from tests.factories import SampleSpec, write_voc
 pytestmark = pytest.mark.mxnet
 
 pytest.importorskip("mxnet", reason="needs the mxnet extra")
-from mxnet import npx  # noqa: E402
 
 SAMPLES = [
     SampleSpec(f"2008_{i:06d}", 30 + 9 * (i % 4), 40 + 7 * (i % 5), classes=(1 + i % 20, 15))
@@ -33,16 +31,6 @@ SAMPLES = [
 ]
 SPLITS = {"train": [s.name for s in SAMPLES[:8]], "val": [s.name for s in SAMPLES[6:]]}
 CROP_SIZES = [(30, 40), (39, 47), (40, 50), (48, 60), (57, 54), (58, 68)]
-
-
-@pytest.fixture(scope="module")
-def d2l() -> Iterator[ModuleType]:
-    """The chapter's module under its ``npx.set_np()``, undone afterwards for other MXNet tests."""
-    from tests import chapter
-
-    npx.set_np()
-    yield chapter
-    npx.reset_np()
 
 
 @pytest.fixture(scope="module", params=["P", "RGB"])
