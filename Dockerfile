@@ -24,8 +24,10 @@ RUN python3 -m venv /opt/uv \
 
 WORKDIR /src
 # Dependencies first, so that this layer is rebuilt only when the lockfile changes.
+# The client is a workspace member: its pyproject is part of the resolution.
 COPY pyproject.toml uv.lock ./
-RUN /opt/uv/bin/uv sync --frozen --no-dev --extra server --no-install-project \
+COPY client/pyproject.toml client/README.md ./client/
+RUN /opt/uv/bin/uv sync --frozen --no-dev --extra server --no-install-workspace \
         --no-editable --no-cache --python python3
 COPY README.md ./
 COPY service ./service

@@ -18,12 +18,12 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 from fastapi import Request
+from segserve_client.protocol.wire import Encoded
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.state import WorkSlots
 from service.errors import InvalidParameterError
-from service.wire import Encoded
 
 SAFETENSORS: Final = "application/vnd.safetensors"
 NPY: Final = "application/x-npy"

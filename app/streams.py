@@ -15,13 +15,13 @@ from collections.abc import Callable, Sequence
 
 import anyio
 from anyio.abc import ObjectSendStream
+from segserve_client.protocol.wire import Encoded, frame_prefix
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.bodies import FRAMES
 from app.metrics import Metrics
-from service.wire import Encoded, frame_prefix
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ Commands:
     each batch was in hand. Modes:
     ``uint8`` (``BatchLoader``: uint8 NHWC numpy arrays), ``stream`` (the
     epoch stream endpoint, uint8), ``gluon-uint8`` and ``gluon-float32``
-    (``client.gluon``'s iterable: float32 NCHW ``mx.nd.NDArray``, normalised
+    (``segserve_client.gluon``'s iterable: float32 NCHW ``mx.nd.NDArray``, normalised
     by the client or by the server).
 ``batch_bytes`` (the same fields)
     the size on the wire of one batch of that mode.
@@ -30,11 +30,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from segserve_client.gluon import VOCBatches
+from segserve_client.http import SegClient
+from segserve_client.loader import BatchLoader
+from segserve_client.protocol import wire
+
 from bench.protocol import Message, now, serve, stamps_since
-from client.gluon import VOCBatches
-from client.http import SegClient
-from client.loader import BatchLoader
-from service import wire
 
 SPLIT = "train"
 MODES = ("uint8", "stream", "gluon-uint8", "gluon-float32")

@@ -5,7 +5,7 @@ Conv2D + BatchNorm + ReLU stages shrink the picture 8 times, a 1 x 1 convolution
 turns the channels into the 21 classes, and a transposed convolution initialised
 with the chapter's ``bilinear_kernel`` scales the class maps back to the input
 size. No pretrained weights, nothing downloaded: it runs on a CPU in seconds.
-The batches come from ``client.gluon.load_data_voc``, the chapter's
+The batches come from ``segserve_client.gluon.load_data_voc``, the chapter's
 ``load_data_voc`` fed over HTTP.
 
     make serve                                      # in another terminal
@@ -26,8 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from mxnet import autograd, gluon, init
 from mxnet.gluon import nn
-
-from client.gluon import DEFAULT_URL, load_data_voc
+from segserve_client.gluon import DEFAULT_URL, load_data_voc
 
 NUM_CLASSES = 21
 STAGES = (16, 32, 64)  # channels of the stride-2 stages: the net shrinks by 2 ** len(STAGES)

@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from segserve_client.protocol.normalize import NORM_OFFSET, NORM_SCALE, normalize_sample
+from segserve_client.protocol.wire import Encoded, encode
 
 from service.augment import NUM_UNIFORMS, plan_sample, write_crop
 from service.errors import InvalidParameterError, NotFoundError
-from service.normalize import NORM_OFFSET, NORM_SCALE, normalize_sample
 from service.params import BatchSpec, CropSpec, Dtype, Layout, check_seed, resolve_layout
 from service.sampling import (
     I64Array,
@@ -172,3 +173,14 @@ def _check_index(source: SplitSource, crop: CropSpec, index: int) -> None:
             f"sample {index} is {height} x {width}, smaller than the crop "
             f"{crop.height} x {crop.width}; choose a sample at least that large or use small=pad",
         )
+
+
+def encode_batch(batch: Batch) -> Encoded:
+    """A :class:`Batch` as safetensors: ``image``, ``label``, ``index``, ``rect``."""
+    tensors = {
+        "image": batch.image,
+        "label": batch.label,
+        "index": batch.index,
+        "rect": batch.rect,
+    }
+    return encode(tensors, batch.metadata)

@@ -4,29 +4,14 @@ from __future__ import annotations
 
 from typing import Final
 
-VOC_CLASSES: Final[tuple[str, ...]] = (
-    "background", "aeroplane", "bicycle", "bird", "boat",
-    "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person",
-    "potted plant", "sheep", "sofa", "train", "tv/monitor",
-)  # fmt: skip
-
-VOC_COLORMAP: Final[tuple[tuple[int, int, int], ...]] = (
-    (0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0),
-    (0, 0, 128), (128, 0, 128), (0, 128, 128), (128, 128, 128),
-    (64, 0, 0), (192, 0, 0), (64, 128, 0), (192, 128, 0),
-    (64, 0, 128), (192, 0, 128), (64, 128, 128), (192, 128, 128),
-    (0, 64, 0), (128, 64, 0), (0, 192, 0), (128, 192, 0),
-    (0, 64, 128),
-)  # fmt: skip
-
-NUM_CLASSES: Final = len(VOC_CLASSES)
-IGNORE_INDEX: Final = 255
-IGNORE_COLOR: Final = (224, 224, 192)
-
-# The chapter's normalisation (ImageNet statistics), applied as (x / 255 - mean) / std.
-RGB_MEAN: Final = (0.485, 0.456, 0.406)
-RGB_STD: Final = (0.229, 0.224, 0.225)
+# Defined once in the client's protocol module; re-exported for the server.
+from segserve_client.protocol.constants import IGNORE_COLOR as IGNORE_COLOR
+from segserve_client.protocol.constants import IGNORE_INDEX as IGNORE_INDEX
+from segserve_client.protocol.constants import NUM_CLASSES as NUM_CLASSES
+from segserve_client.protocol.constants import RGB_MEAN as RGB_MEAN
+from segserve_client.protocol.constants import RGB_STD as RGB_STD
+from segserve_client.protocol.constants import VOC_CLASSES as VOC_CLASSES
+from segserve_client.protocol.constants import VOC_COLORMAP as VOC_COLORMAP
 
 IMAGE_DIR: Final = "JPEGImages"
 LABEL_DIR: Final = "SegmentationClass"

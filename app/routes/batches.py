@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Annotated, Final, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from segserve_client.protocol.wire import Encoded
 
 from app.bodies import (
     FRAMES,
@@ -23,11 +24,10 @@ from app.metrics import Metrics
 from app.problems import problem_responses
 from app.queries import MAX_SEED, BatchSpecDep, EpochQuery
 from app.streams import FrameStreamResponse
-from service.batch import make_batch
+from service.batch import encode_batch, make_batch
 from service.dataset import Split
 from service.params import BatchSpec
 from service.sampling import num_batches, usable_indices
-from service.wire import Encoded, encode_batch
 
 router = APIRouter(prefix="/v1/splits", tags=["batches"])
 

@@ -25,9 +25,8 @@ from app.deps import DatasetDep, ServicesDep, SplitDep
 from app.models import CropArrays
 from app.problems import problem_responses
 from app.queries import MAX_SEED, CropSpecDep, DtypeQuery, EpochQuery, LayoutQuery
-from service.batch import Batch, make_crop
+from service.batch import Batch, encode_batch, make_crop
 from service.render import crop_png
-from service.wire import encode_batch
 
 router = APIRouter(prefix="/v1/splits", tags=["crops"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Final, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from segserve_client.protocol.wire import encode
 from starlette.responses import FileResponse
 
 from app.bodies import (
@@ -33,7 +34,6 @@ from service.params import CropSpec
 from service.render import png_bytes
 from service.sampling import num_batches, usable_indices
 from service.source import U8Array
-from service.wire import encode
 
 router = APIRouter(prefix="/v1/splits", tags=["samples"])
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from segserve_client.protocol.wire import FrameReader
 
-from service.wire import FrameReader
 from tests.app.conftest import CROP, MakeApp, TestClient, wait_ready
 
 QUERY = f"height={CROP[0]}&width={CROP[1]}&batch_size=3&seed=11"

@@ -12,10 +12,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from PIL import Image
+from segserve_client.protocol.wire import decode
 
 from service.labels import colorize, decode_label
 from service.voc import IGNORE_COLOR, VOC_CLASSES, VOC_COLORMAP
-from service.wire import decode
 from tests.app.conftest import BROKEN, CROP, TestClient
 from tests.factories import classes_from_image, interior
 

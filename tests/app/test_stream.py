@@ -10,9 +10,9 @@ from contextlib import contextmanager
 
 import uvicorn
 from fastapi import FastAPI
+from segserve_client.protocol.wire import decode
 from starlette.types import Receive, Scope, Send
 
-from service.wire import decode
 from tests.app.conftest import READY_SECONDS, MakeApp, wait_ready
 
 # Frames of about 13 MiB (1 x 3 x 1024 x 1024 float32 + label): far more than the

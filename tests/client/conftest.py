@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from segserve_client.http import SegClient
+from segserve_client.protocol import wire
 
-from client.http import SegClient
-from service import wire
 from tests.client.fakeserver import FakeServer, Reply, Request
 from tests.client.live import LiveServer, start_server, tiny_voc
 

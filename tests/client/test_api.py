@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from segserve_client.errors import InvalidParameterError, NotFoundError
+from segserve_client.http import SegClient
 
-from client.errors import InvalidParameterError, NotFoundError
-from client.http import SegClient
 from service.voc import IGNORE_INDEX, VOC_CLASSES, VOC_COLORMAP
 from tests.client.live import CROP, TRAIN_SIZE, LiveServer
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from client.batch import Batch
-from client.buffers import BufferPool
-from service import wire
+from segserve_client.batch import Batch
+from segserve_client.buffers import BufferPool
+from segserve_client.protocol import wire
 
 
 def _body() -> bytes:

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from segserve_client.gluon import Transport, VOCBatches, load_data_voc
+from segserve_client.http import SegClient
 
-from client.gluon import Transport, VOCBatches, load_data_voc
-from client.http import SegClient
 from tests.client.live import CROP, LiveServer
 
 mx = pytest.importorskip("mxnet", reason="needs the mxnet extra")

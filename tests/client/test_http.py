@@ -11,8 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-
-from client.errors import (
+from segserve_client.errors import (
     AuthenticationError,
     InvalidParameterError,
     NotFoundError,
@@ -21,9 +20,10 @@ from client.errors import (
     TransportError,
     UnavailableError,
 )
-from client.http import ParamValue, SegClient, query_string
-from client.transport import retry_after_seconds
-from service import wire
+from segserve_client.http import ParamValue, SegClient, query_string
+from segserve_client.protocol import wire
+from segserve_client.transport import retry_after_seconds
+
 from tests.client.conftest import FakeClock, batch_body
 from tests.client.fakeserver import FakeServer, Reply, Request, json_reply, problem
 from tests.client.live import free_port

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from segserve_client.batch import Batch
+from segserve_client.errors import AuthenticationError
+from segserve_client.http import SegClient
+from segserve_client.loader import BatchLoader, prefetched
+from segserve_client.normalize import normalize
 
-from client.batch import Batch
-from client.errors import AuthenticationError
-from client.http import SegClient
-from client.loader import BatchLoader, prefetched
-from client.normalize import normalize
 from tests.client.conftest import FakeClock
 from tests.client.live import CROP, TRAIN_SIZE, TRAIN_SMALL, LiveServer, start_server
 

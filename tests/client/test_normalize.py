@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from segserve_client.normalize import labels_as_float, normalize
 
-from client.normalize import labels_as_float, normalize
 from service.voc import RGB_MEAN, RGB_STD
 
 

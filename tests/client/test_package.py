@@ -8,7 +8,7 @@ import sys
 
 def test_import_does_not_load_mxnet_or_torch() -> None:
     code = (
-        "import sys, client, client.gluon; "
+        "import sys, segserve_client, segserve_client.gluon; "
         "print(sorted(m for m in ('mxnet', 'torch', 'fastapi', 'app') if m in sys.modules))"
     )
     result = subprocess.run(

@@ -16,10 +16,9 @@ torch = pytest.importorskip(
     "torch",
     reason="PyTorch is not in the locked environment; install the CPU wheel to run these",
 )
+from segserve_client.normalize import normalize  # noqa: E402
+from segserve_client.torch import RemoteVOCSegmentation, shard_numbers  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
-
-from client.normalize import normalize  # noqa: E402
-from client.torch import RemoteVOCSegmentation, shard_numbers  # noqa: E402
 
 pytestmark = pytest.mark.torch
 USABLE = TRAIN_SIZE - TRAIN_SMALL

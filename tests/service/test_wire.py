@@ -19,19 +19,18 @@ import pytest
 import safetensors.numpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from service.batch import make_batch
-from service.params import BatchSpec, CropSpec, Dtype
-from service.wire import (
+from segserve_client.protocol.wire import (
     DTYPES,
     FrameReader,
     decode,
     encode,
-    encode_batch,
     etag,
     frame_prefix,
     iter_frames,
 )
+
+from service.batch import encode_batch, make_batch
+from service.params import BatchSpec, CropSpec, Dtype
 from tests.service.memsource import MemorySource
 
 FAST = settings(max_examples=50, deadline=None)

@@ -269,7 +269,7 @@ check epoch $(replica_urls) --kill-after "$KILL_AFTER" --expect-digests "$WORK/e
 step "3: restart the killed replica"
 restart_killed
 
-step "3: the same through the project's client (client.http.SegClient)"
+step "3: the same through the project's client (segserve_client.http.SegClient)"
 # shellcheck disable=SC2046
 check client-epoch $(replica_urls) --kill-after "$KILL_AFTER" \
     --expect-digests "$WORK/epoch.json" $(replica_args)

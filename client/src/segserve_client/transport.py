@@ -8,7 +8,7 @@ through ``HTTPResponse.readinto`` into a reused buffer sized from
 Each thread that talks to a replica checks a connection out, uses it for one
 request and puts it back, so concurrent threads get one connection each and a
 connection outlives the thread that opened it. Every failure to get a full
-answer becomes a :class:`~client.errors.TransportError`.
+answer becomes a :class:`~segserve_client.errors.TransportError`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from client.buffers import BufferPool, Bytes
-from client.errors import TransportError
+from segserve_client.buffers import BufferPool, Bytes
+from segserve_client.errors import TransportError
 
 # Raised when a keep-alive connection the server had already closed is reused.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)

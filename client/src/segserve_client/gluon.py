@@ -8,7 +8,7 @@ shuffled, the test one is not. Each new pass (``iter()``) is the next epoch.
 ``transport="uint8"`` fetches uint8 NHWC (a quarter of the bytes) and
 normalises here, in the prefetch threads; ``"float32"`` has the server
 normalise. Arrays reach MXNet through ``mx.nd.from_numpy(..., zero_copy=True)``:
-no copy, and the NDArray keeps its buffer referenced (see :mod:`client.buffers`).
+no copy, and the NDArray keeps its buffer referenced (see :mod:`segserve_client.buffers`).
 MXNet is imported here only, when an iterator is first iterated.
 """
 
@@ -21,11 +21,11 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from client.batch import Batch
-from client.buffers import BufferPool
-from client.http import SegClient
-from client.loader import BatchLoader
-from client.normalize import labels_as_float, normalize
+from segserve_client.batch import Batch
+from segserve_client.buffers import BufferPool
+from segserve_client.http import SegClient
+from segserve_client.loader import BatchLoader
+from segserve_client.normalize import labels_as_float, normalize
 
 Transport = Literal["uint8", "float32"]
 Void = Literal["background", "ignore"]

@@ -11,7 +11,8 @@ then name, so every tensor is aligned for a zero-copy ``np.frombuffer``.
 An epoch stream is a sequence of frames: an 8-byte little-endian unsigned
 length, then that many bytes of one safetensors batch.
 
-Only the standard library and numpy are used: the client imports this too.
+Only the standard library and numpy are used: this is the client's protocol
+module, and the server imports it from here.
 """
 
 from __future__ import annotations
@@ -22,13 +23,10 @@ import math
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-
-if TYPE_CHECKING:
-    from service.batch import Batch
 
 METADATA_KEY: Final = "__metadata__"
 MAX_HEADER_BYTES: Final = 100_000_000
@@ -104,17 +102,6 @@ def encode(tensors: Mapping[str, npt.NDArray[Any]], metadata: Mapping[str, str])
     text += b" " * (-len(text) % 8)
     header = _LENGTH.pack(len(text)) + text
     return Encoded(header, buffers, len(header) + offset)
-
-
-def encode_batch(batch: Batch) -> Encoded:
-    """A :class:`~service.batch.Batch` as safetensors: ``image``, ``label``, ``index``, ``rect``."""
-    tensors = {
-        "image": batch.image,
-        "label": batch.label,
-        "index": batch.index,
-        "rect": batch.rect,
-    }
-    return encode(tensors, batch.metadata)
 
 
 def etag(encoded: Encoded) -> str:

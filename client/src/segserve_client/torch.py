@@ -12,7 +12,7 @@ Each item is a dict: ``image`` float32 (N, 3, H, W) normalised (or, with
 uint8 (N, H, W) (``.long()`` it for ``CrossEntropyLoss(ignore_index=255)``),
 ``index`` int64 (N,), ``rect`` int32 (N, 4), ``batch`` the batch number.
 Tensors share memory with the receive buffers (``torch.from_numpy``), which
-stay untouched while a tensor refers to them (see :mod:`client.buffers`).
+stay untouched while a tensor refers to them (see :mod:`segserve_client.buffers`).
 torch is imported here only.
 """
 
@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from client.batch import Batch
-from client.buffers import BufferPool
-from client.http import ParamValue, SegClient
-from client.loader import BatchLoader, check_rank
-from client.normalize import normalize as normalize_images
+from segserve_client.batch import Batch
+from segserve_client.buffers import BufferPool
+from segserve_client.http import ParamValue, SegClient
+from segserve_client.loader import BatchLoader, check_rank
+from segserve_client.normalize import normalize as normalize_images
 
 
 def worker_shard(rank: int, world_size: int, worker: int, num_workers: int) -> tuple[int, int]:

@@ -1,12 +1,12 @@
 """``SegClient``: the segserve HTTP API from a trainer's side.
 
-Errors are those of :mod:`client.errors`. Every request is a ``GET`` and
+Errors are those of :mod:`segserve_client.errors`. Every request is a ``GET`` and
 idempotent, so transport failures, 429, 503 and other 5xx answers are retried
 (``retries`` times, with tenacity) -- on the next healthy replica when there
 are several, otherwise after the replica's back-off or its ``Retry-After``.
 
 Safetensors bodies are read into pooled buffers and decoded without copying;
-see :mod:`client.buffers` for how long the arrays stay valid.
+see :mod:`segserve_client.buffers` for how long the arrays stay valid.
 """
 
 from __future__ import annotations
@@ -23,11 +23,17 @@ import numpy as np
 import numpy.typing as npt
 import tenacity
 
-from client.batch import Batch
-from client.buffers import BufferPool
-from client.errors import ProtocolError, ServerError, TransportError, is_retryable, server_error
-from client.replicas import ReplicaSet
-from client.transport import Connections, Response, read_body, request, retry_after_seconds
+from segserve_client.batch import Batch
+from segserve_client.buffers import BufferPool
+from segserve_client.errors import (
+    ProtocolError,
+    ServerError,
+    TransportError,
+    is_retryable,
+    server_error,
+)
+from segserve_client.replicas import ReplicaSet
+from segserve_client.transport import Connections, Response, read_body, request, retry_after_seconds
 
 T = TypeVar("T")
 ParamValue = str | int | float | bool | Sequence[float] | None
@@ -235,12 +241,12 @@ class SegClient:
         prefetch: int = 4,
         **params: ParamValue,
     ) -> Iterator[Batch]:
-        """The batches of one epoch in order, prefetched; see :class:`client.loader.BatchLoader`.
+        """The batches of one epoch in order, prefetched; see :class:`~segserve_client.BatchLoader`.
 
         ``rank`` of ``world_size`` takes batches rank, rank + world_size, ...;
         ``params`` are the other API.md batch parameters.
         """
-        from client.loader import BatchLoader
+        from segserve_client.loader import BatchLoader
 
         loader = BatchLoader(
             self, split, height=height, width=width, batch_size=batch_size, epoch=epoch,
@@ -254,12 +260,12 @@ class SegClient:
         A stream that breaks is resumed after the last whole batch, on another
         replica when there is one; determinism makes the resumed part identical.
         """
-        from client.stream import resume_stream
+        from segserve_client.stream import resume_stream
 
         return resume_stream(self, f"/v1/splits/{quote(split)}/epochs/{epoch}", params)
 
     def _open(self, index: int, target: str) -> AbstractContextManager[Response]:
-        """A raw streaming request on replica ``index`` (see :mod:`client.stream`)."""
+        """A raw streaming request on replica ``index`` (see :mod:`segserve_client.stream`)."""
         return request(self._connections, self.replicas.replicas[index], target, self._headers)
 
 

@@ -1,11 +1,11 @@
 """The trainer's side of segserve: HTTP client, batch loader, normalisation.
 
-Framework adapters live in :mod:`client.gluon` (MXNet) and :mod:`client.torch`
+Framework adapters live in :mod:`segserve_client.gluon` (MXNet) and :mod:`segserve_client.torch`
 (PyTorch); importing this package imports neither framework.
 """
 
-from client.batch import Batch
-from client.errors import (
+from segserve_client.batch import Batch
+from segserve_client.errors import (
     AuthenticationError,
     InvalidParameterError,
     NotFoundError,
@@ -15,9 +15,9 @@ from client.errors import (
     TransportError,
     UnavailableError,
 )
-from client.http import SegClient
-from client.loader import BatchLoader
-from client.normalize import normalize
+from segserve_client.http import SegClient
+from segserve_client.loader import BatchLoader
+from segserve_client.normalize import normalize
 
 __all__ = [
     "AuthenticationError",

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from client.batch import Batch
-from client.http import ParamValue, SegClient
+from segserve_client.batch import Batch
+from segserve_client.http import ParamValue, SegClient
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -1,7 +1,7 @@
 """Epoch streams (``GET /v1/splits/{split}/epochs/{epoch}``) that survive a dying replica.
 
-A package-internal helper of :class:`client.http.SegClient`. Frames are split
-by :func:`service.wire.iter_frames`, the same code the server's framing is
+A package-internal helper of :class:`segserve_client.http.SegClient`. Frames are split
+by :func:`segserve_client.protocol.wire.iter_frames`, the same code the server's framing is
 tested against. When the stream breaks, it is asked for again from the first
 batch not yet delivered (``start`` moved on), on the next healthy replica.
 """
@@ -11,19 +11,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from client.batch import Batch
-from client.errors import ProtocolError, ServerError, TransportError, is_retryable
-from service import wire
+from segserve_client.batch import Batch
+from segserve_client.errors import ProtocolError, ServerError, TransportError, is_retryable
+from segserve_client.protocol import wire
 
 if TYPE_CHECKING:
-    from client.http import ParamValue, SegClient
+    from segserve_client.http import ParamValue, SegClient
 
 
 def resume_stream(
     client: SegClient, path: str, params: Mapping[str, ParamValue]
 ) -> Iterator[Batch]:
     """Yield the batches in order, resuming after failures (``client.retries`` in a row)."""
-    from client.http import query_string
+    from segserve_client.http import query_string
 
     rest = dict(params)
     start = _int(rest.pop("start", None), 0)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from service import wire
+from segserve_client.protocol import wire
 
 Array = npt.NDArray[Any]
 
@@ -18,7 +18,7 @@ Array = npt.NDArray[Any]
 class Batch(Mapping[str, Array]):
     """``image``, ``label``, ``index`` and ``rect`` arrays, and the body's ``metadata``.
 
-    Arrays are views into the receive buffer (see :mod:`client.buffers` for
+    Arrays are views into the receive buffer (see :mod:`segserve_client.buffers` for
     how long they stay valid: as long as they are referenced).
     """
 

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from client.transport import Replica
+from segserve_client.transport import Replica
 
 
 class ReplicaSet:

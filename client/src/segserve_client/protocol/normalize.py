@@ -12,7 +12,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from service.voc import RGB_MEAN, RGB_STD
+from segserve_client.protocol.constants import RGB_MEAN, RGB_STD
 
 _STD = np.asarray(RGB_STD, dtype=np.float64)
 # x * NORM_SCALE + NORM_OFFSET == (x / 255 - mean) / std, per RGB channel.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from service.normalize import normalize_sample
+from segserve_client.protocol.normalize import normalize_sample
 
 F32Array = npt.NDArray[np.float32]
 U8Array = npt.NDArray[np.uint8]
