@@ -1,10 +1,10 @@
-"""The receive-buffer pool reuses a buffer only once nothing refers to it."""
+"""Receive buffers are leased: reused only after an explicit release, never while held."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from segserve_client.batch import Batch
+from segserve_client import Batch
 from segserve_client.buffers import BufferPool
 from segserve_client.protocol import wire
 
@@ -15,67 +15,87 @@ def _body() -> bytes:
 
 
 def _fill(pool: BufferPool, body: bytes) -> Batch:
-    buffer = pool.acquire(len(body))
-    buffer[:] = np.frombuffer(body, np.uint8)
-    return Batch.decode(buffer)
+    lease = pool.lease(len(body))
+    lease.array[:] = np.frombuffer(body, np.uint8)
+    return Batch.decode(lease.array, lease)
 
 
-def test_buffer_comes_back_only_when_unreferenced() -> None:
+def test_released_buffer_is_reused() -> None:
     pool = BufferPool(capacity=1)
+    first = pool.lease(100)
+    memory = first.array
+    first.release()
+    assert first.released
+    assert pool.free == 1
+    again = pool.lease(80)
+    assert np.shares_memory(again.array, memory)
+    assert again.array.size == 80
+    assert pool.free == 0
+
+
+def test_unreleased_buffer_is_never_handed_out_again() -> None:
+    """Even when nothing refers to it any more: only a release returns a buffer."""
+    pool = BufferPool(capacity=4)
     body = _body()
     batch = _fill(pool, body)
-    pixel_row = batch.image[0, 1]  # a view of a view keeps the buffer busy too
-    del batch
-    assert pool.in_use() == 1
-    other = pool.acquire(len(body))  # pool full and busy: a fresh, unpooled buffer
-    other[:] = 0
+    pixel_row = batch.image[0, 1]  # a view of a view
+    del batch  # dropped, not released
+    for _ in range(6):
+        other = pool.lease(len(body))
+        assert not np.shares_memory(other.array, pixel_row)
+        other.array[:] = 0
+        other.release()
     assert pixel_row.tolist() == [[12, 13, 14], [15, 16, 17], [18, 19, 20], [21, 22, 23]]
-    del pixel_row
+
+
+def test_batch_context_manager_releases() -> None:
+    pool = BufferPool(capacity=2)
+    body = _body()
+    with _fill(pool, body) as batch:
+        assert batch.number == 2
+        assert pool.in_use() == 1
+        lease = batch.lease
+    assert lease is not None
+    assert lease.released
     assert pool.in_use() == 0
-    again = _fill(pool, body)
-    assert pool.in_use() == 1
-    assert pool.size == 1
-    assert again.number == 2
+    batch.release()  # idempotent
+    assert pool.free == 1
 
 
-def test_small_free_buffer_makes_room_for_a_larger_one() -> None:
-    pool = BufferPool(capacity=1)
-    first = pool.acquire(10)
-    del first
-    big = pool.acquire(1000)
-    assert big.size == 1000
-    assert pool.size == 1
-    assert pool.in_use() == 1
+def test_pool_keeps_the_largest_free_buffers() -> None:
+    pool = BufferPool(capacity=2)
+    leases = [pool.lease(n) for n in (10, 1000, 500)]
+    for lease in leases:
+        lease.release()
+    assert pool.free == 2
+    assert pool.lease(900).array.base is not None
+    assert pool.lease(400).array.size == 400
+    assert pool.free == 0
+
+
+def test_smallest_fitting_free_buffer_is_leased() -> None:
+    pool = BufferPool(capacity=3)
+    leases = [pool.lease(n) for n in (300, 100, 200)]
+    memories = [lease.array for lease in leases]
+    for lease in leases:
+        lease.release()
+    label, image = pool.lease(150), pool.lease(250)
+    assert np.shares_memory(label.array, memories[2])
+    assert np.shares_memory(image.array, memories[0])
 
 
 def test_capacity_zero_never_pools() -> None:
     pool = BufferPool(capacity=0)
-    assert pool.acquire(16).size == 16
-    assert pool.size == 0
+    lease = pool.lease(16)
+    assert lease.array.size == 16
+    lease.release()
+    assert pool.free == 0
     with pytest.raises(ValueError, match="capacity"):
         BufferPool(capacity=-1)
 
 
-def test_float32_views_a_pooled_buffer() -> None:
-    pool = BufferPool(capacity=1)
-    array = pool.float32((2, 3, 4))
-    assert array.dtype == np.float32
-    assert array.shape == (2, 3, 4)
-    assert array.flags.writeable
-    assert array.base is not None
-    assert pool.in_use() == 1
-    del array
-    assert pool.in_use() == 0
-    assert pool.acquire(96).size == 96
-    assert pool.size == 1
-
-
-def test_smallest_fitting_buffer_is_reused() -> None:
-    pool = BufferPool(capacity=3)
-    buffers = [pool.acquire(n) for n in (300, 100, 200)]
-    bases = [id(b.base) for b in buffers]  # ids: a reference would keep them busy
-    del buffers
-    label = pool.acquire(150)
-    image = pool.acquire(250)
-    assert id(label.base) == bases[2]
-    assert id(image.base) == bases[0]
+def test_batch_without_lease_releases_nothing() -> None:
+    batch = Batch.decode(_body())
+    batch.release()
+    assert batch.lease is None
+    assert batch.index.tolist() == [7]

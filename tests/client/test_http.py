@@ -189,8 +189,9 @@ def test_batch_arrays_view_a_pooled_buffer(serve: Serve, make_client: MakeClient
     assert batch.index.tolist() == [10, 11]
     assert client.pool.in_use() == 1
     assert not batch.image.flags.owndata
-    del batch
+    batch.release()
     assert client.pool.in_use() == 0
+    assert client.pool.free == 1
 
 
 def test_malformed_batch_is_a_protocol_error(serve: Serve, make_client: MakeClient) -> None:

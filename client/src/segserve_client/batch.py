@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from segserve_client.buffers import Lease
 from segserve_client.protocol import wire
 
 Array = npt.NDArray[Any]
@@ -18,18 +19,39 @@ Array = npt.NDArray[Any]
 class Batch(Mapping[str, Array]):
     """``image``, ``label``, ``index`` and ``rect`` arrays, and the body's ``metadata``.
 
-    Arrays are views into the receive buffer (see :mod:`segserve_client.buffers` for
-    how long they stay valid: as long as they are referenced).
+    Arrays are views into the receive buffer. They stay valid as long as they
+    are referenced, unless the batch is released: :meth:`release` (or leaving
+    ``with batch:``) hands the buffer back for the next batch, after which
+    nothing may read them (see :mod:`segserve_client.buffers`).
     """
 
     tensors: dict[str, Array]
     metadata: dict[str, str] = field(default_factory=dict)
+    lease: Lease | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def decode(cls, body: bytes | bytearray | memoryview | npt.NDArray[np.uint8]) -> Batch:
-        """Parse a safetensors body without copying (ValueError when malformed)."""
+    def decode(
+        cls,
+        body: bytes | bytearray | memoryview | npt.NDArray[np.uint8],
+        lease: Lease | None = None,
+    ) -> Batch:
+        """Parse a safetensors body without copying (ValueError when malformed).
+
+        ``lease``: the lease of the buffer ``body`` lives in, released by :meth:`release`.
+        """
         tensors, metadata = wire.decode(body.data if isinstance(body, np.ndarray) else body)
-        return cls(tensors, metadata)
+        return cls(tensors, metadata, lease)
+
+    def release(self) -> None:
+        """Give the receive buffer back for reuse; the arrays must not be read afterwards."""
+        if self.lease is not None:
+            self.lease.release()
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def __getitem__(self, name: str) -> Array:
         return self.tensors[name]

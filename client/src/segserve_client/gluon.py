@@ -7,8 +7,8 @@ shuffled, the test one is not. Each new pass (``iter()``) is the next epoch.
 
 ``transport="uint8"`` fetches uint8 NHWC (a quarter of the bytes) and
 normalises here, in the prefetch threads; ``"float32"`` has the server
-normalise. Arrays reach MXNet through ``mx.nd.from_numpy(..., zero_copy=True)``:
-no copy, and the NDArray keeps its buffer referenced (see :mod:`segserve_client.buffers`).
+normalise. Arrays reach MXNet through ``mx.nd.from_numpy`` (no copy); each
+batch's arrays are its own, never reused for a later batch.
 MXNet is imported here only, when an iterator is first iterated.
 """
 
@@ -21,7 +21,6 @@ import numpy as np
 import numpy.typing as npt
 
 from segserve_client.batch import Batch
-from segserve_client.buffers import BufferPool
 from segserve_client.http import SegClient
 from segserve_client.loader import BatchLoader
 from segserve_client.normalize import labels_as_float, normalize
@@ -52,7 +51,6 @@ class VOCBatches:
         self.split = split
         self.request = request
         self.prefetch = prefetch
-        self._outputs = BufferPool(capacity=2 * (prefetch + 2))
         self._len: int | None = None
 
     @property
@@ -88,12 +86,19 @@ class VOCBatches:
             yield mx.nd.from_numpy(features), mx.nd.from_numpy(labels)
 
     def _arrays(self, batch: Batch) -> tuple[F32Array, F32Array]:
-        """Normalised features and float labels, in pooled buffers (runs in a prefetch thread)."""
-        labels = labels_as_float(batch.label, out=self._outputs.float32(batch.label.shape))
+        """Normalised features and float labels (runs in a prefetch thread).
+
+        Both are new arrays, so the receive buffer goes back at once; server-
+        normalised float32 images are the receive buffer itself, which then
+        belongs to the NDArray (MXNet reads its inputs asynchronously: no
+        buffer an NDArray may still read is ever reused).
+        """
+        labels = labels_as_float(batch.label)
         if batch.image.dtype == np.float32:
             return batch.image, labels
-        n, h, w, _ = batch.image.shape
-        return normalize(batch.image, out=self._outputs.float32((n, 3, h, w))), labels
+        features = normalize(batch.image)
+        batch.release()
+        return features, labels
 
 
 def load_data_voc(

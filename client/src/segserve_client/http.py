@@ -188,11 +188,16 @@ class SegClient:
         rank: int = 0,
         world_size: int = 1,
         prefetch: int = 4,
+        recycle: bool = False,
     ) -> BatchLoader:
-        """The :class:`BatchLoader` of ``request``'s epoch for rank ``rank`` of ``world_size``."""
+        """The :class:`BatchLoader` of ``request``'s epoch for rank ``rank`` of ``world_size``.
+
+        ``recycle=True``: each batch is released when the next is asked for.
+        """
         return BatchLoader(
-            self, split, request, rank=rank, world_size=world_size, prefetch=prefetch
-        )
+            self, split, request, rank=rank, world_size=world_size, prefetch=prefetch,
+            recycle=recycle,
+        )  # fmt: skip
 
     def iter_epoch(
         self,

@@ -68,6 +68,11 @@ class BatchLoader:
     batch parameter. ``prefetch`` batches are requested ahead of the one being
     consumed. Iterating yields :class:`Batch` objects; :meth:`map` runs a
     conversion in the prefetch threads as well.
+
+    The batches are the caller's: held ones never change. With
+    ``recycle=True`` the loader releases each batch when the next one is
+    asked for (and the last when the iteration ends), so receive buffers are
+    reused: a batch's arrays are then valid only until the next ``next()``.
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class BatchLoader:
         rank: int = 0,
         world_size: int = 1,
         prefetch: int = 4,
+        recycle: bool = False,
     ) -> None:
         check_rank(rank, world_size)
         self.source = source
@@ -87,6 +93,7 @@ class BatchLoader:
         self.rank = rank
         self.world_size = world_size
         self.prefetch = prefetch
+        self.recycle = recycle
         self._num_batches: int | None = None
 
     @property
@@ -104,7 +111,8 @@ class BatchLoader:
         return len(self.numbers())
 
     def __iter__(self) -> Iterator[Batch]:
-        return self.map(_identity)
+        batches = self.map(_identity)
+        return released_in_turn(batches) if self.recycle else batches
 
     def map(self, transform: Callable[[Batch], T]) -> Iterator[T]:
         """``transform(batch)`` of each batch in order, run in the prefetch threads."""
@@ -115,6 +123,20 @@ class BatchLoader:
             return transform(self.source.batch(self.split, number, self.request, hint=hint))
 
         return prefetched(fetch, enumerate(self.numbers()), self.prefetch)
+
+
+def released_in_turn(batches: Iterator[Batch]) -> Iterator[Batch]:
+    """``batches``, each released when the next is asked for (the last one at the end)."""
+    previous: Batch | None = None
+    try:
+        for batch in batches:
+            if previous is not None:
+                previous.release()
+            previous = batch
+            yield batch
+    finally:
+        if previous is not None:
+            previous.release()
 
 
 def _identity(batch: Batch) -> Batch:

@@ -126,10 +126,12 @@ class Session:
             yield response
 
     def read_batch(self, response: Response) -> Batch:
-        """The response's safetensors body, read into a pooled buffer and decoded in place."""
+        """The response's safetensors body, read into a leased buffer and decoded in place."""
+        lease = read_body(response, self.pool)
         try:
-            return Batch.decode(read_body(response, self.pool))
+            return Batch.decode(lease.array, lease)
         except ValueError as error:
+            lease.release()
             raise ProtocolError(f"{response.url}: {error}") from None
 
 

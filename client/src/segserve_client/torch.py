@@ -11,15 +11,14 @@ Each item is a dict: ``image`` float32 (N, 3, H, W) normalised (or, with
 ``normalize=False``, the uint8 (N, H, W, 3) sent by the server), ``label``
 uint8 (N, H, W) (``.long()`` it for ``CrossEntropyLoss(ignore_index=255)``),
 ``index`` int64 (N,), ``rect`` int32 (N, 4), ``batch`` the batch number.
-Tensors share memory with the receive buffers (``torch.from_numpy``), which
-stay untouched while a tensor refers to them (see :mod:`segserve_client.buffers`).
+Each item's tensors are its own memory, never reused for a later item, so
+items may be held as long as needed.
 torch is imported here only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -27,10 +26,10 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from segserve_client.batch import Batch
-from segserve_client.buffers import BufferPool
 from segserve_client.http import SegClient
 from segserve_client.loader import check_rank
 from segserve_client.normalize import normalize as normalize_images
+from segserve_client.protocol.constants import TENSOR_NAMES
 from segserve_client.request import BatchRequest
 from segserve_client.session import Url
 
@@ -117,23 +116,23 @@ class RemoteVOCSegmentation(IterableDataset[dict[str, Any]]):  # type: ignore[mi
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         first, stride = self.shard()
-        outputs = BufferPool(capacity=self.prefetch + 2)
         with SegClient(self.url, token=self.token) as client:
             loader = client.loader(
                 self.split, self.request, rank=first, world_size=stride, prefetch=self.prefetch
             )
-            yield from loader.map(partial(self._tensors, outputs))
+            yield from loader.map(self._tensors)
 
-    def _tensors(self, outputs: BufferPool, batch: Batch) -> dict[str, Any]:
-        """The batch as tensors, normalised into ``outputs`` (runs in a prefetch thread)."""
-        image = batch.image
-        if self.normalize and image.dtype == np.uint8:
-            n, h, w, _ = image.shape
-            image = normalize_images(image, out=outputs.float32((n, 3, h, w)))
-        return {
-            "image": torch.from_numpy(image),
-            "label": torch.from_numpy(batch.label),
-            "index": torch.from_numpy(batch.index),
-            "rect": torch.from_numpy(batch.rect),
-            "batch": batch.number,
-        }
+    def _tensors(self, batch: Batch) -> dict[str, Any]:
+        """The batch as tensors (runs in a prefetch thread).
+
+        Normalising writes the image into new memory; the small label, index
+        and rect are copied, so the receive buffer goes back at once. Images
+        sent as they are handed out (``normalize=False``, ``transport="float32"``)
+        are the receive buffer itself, which then belongs to the tensors.
+        """
+        arrays = [batch.image, batch.label, batch.index, batch.rect]
+        if self.normalize and batch.image.dtype == np.uint8:
+            arrays = [normalize_images(batch.image)] + [a.copy() for a in arrays[1:]]
+            batch.release()
+        tensors = dict(zip(TENSOR_NAMES, map(torch.from_numpy, arrays), strict=True))
+        return {**tensors, "batch": batch.number}

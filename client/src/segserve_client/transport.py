@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from segserve_client.buffers import BufferPool, Bytes
+from segserve_client.buffers import BufferPool, Lease
 from segserve_client.errors import TransportError
 
 # Raised when a keep-alive connection the server had already closed is reused.
@@ -192,16 +192,24 @@ def _dropped(conn: http.client.HTTPConnection) -> bool:
     return bool(readable)
 
 
-def read_body(response: Response, pool: BufferPool) -> Bytes:
-    """The whole body in a pooled buffer (read in place when ``Content-Length`` is known)."""
+def read_body(response: Response, pool: BufferPool) -> Lease:
+    """The whole body in a leased buffer (read in place when ``Content-Length`` is known)."""
     length = response.raw.length
     if length is None:
         data = response.raw.read()
-        buffer = pool.acquire(len(data))
-        buffer[:] = np.frombuffer(data, dtype=np.uint8)
-        return buffer
-    buffer = pool.acquire(length)
-    view = buffer.data
+        lease = pool.lease(len(data))
+        lease.array[:] = np.frombuffer(data, dtype=np.uint8)
+        return lease
+    lease = pool.lease(length)
+    try:
+        _read_into(response, lease.array.data, length)
+    except BaseException:
+        lease.release()
+        raise
+    return lease
+
+
+def _read_into(response: Response, view: memoryview, length: int) -> None:
     got = 0
     while got < length:
         n = response.raw.readinto(view[got:])
@@ -210,7 +218,6 @@ def read_body(response: Response, pool: BufferPool) -> Bytes:
         got += n
     if not response.raw.isclosed():
         response.raw.read()  # an empty body: lets the connection go back to the pool
-    return buffer
 
 
 def retry_after_seconds(value: str | None) -> float | None:
