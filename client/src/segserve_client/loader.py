@@ -18,6 +18,7 @@ from typing import Protocol, TypeVar
 
 from segserve_client.batch import Batch
 from segserve_client.request import BatchRequest
+from segserve_client.shards import rank_batches
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -33,12 +34,6 @@ class BatchSource(Protocol):
 
     def num_batches(self, split: str, request: BatchRequest | None = None) -> int:
         """How many batches an epoch of ``request`` has."""
-
-
-def check_rank(rank: int, world_size: int) -> None:
-    """``ValueError`` unless ``rank`` is one of ``world_size`` ranks."""
-    if not 0 <= rank < world_size:
-        raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
 
 
 def prefetched(fetch: Callable[[T], R], items: Iterable[T], depth: int) -> Iterator[R]:
@@ -69,6 +64,9 @@ class BatchLoader:
     consumed. Iterating yields :class:`Batch` objects; :meth:`map` runs a
     conversion in the prefetch threads as well.
 
+    ``numbers``, when given, are the batch numbers to fetch instead of this
+    rank's (a resumed or finer-grained shard).
+
     The batches are the caller's: held ones never change. With
     ``recycle=True`` the loader releases each batch when the next one is
     asked for (and the last when the iteration ends), so receive buffers are
@@ -85,8 +83,9 @@ class BatchLoader:
         world_size: int = 1,
         prefetch: int = 4,
         recycle: bool = False,
+        numbers: range | None = None,
     ) -> None:
-        check_rank(rank, world_size)
+        rank_batches(0, rank, world_size)  # checks the rank now
         self.source = source
         self.split = split
         self.request = request
@@ -95,6 +94,7 @@ class BatchLoader:
         self.prefetch = prefetch
         self.recycle = recycle
         self._num_batches: int | None = None
+        self._numbers = numbers
 
     @property
     def num_batches(self) -> int:
@@ -104,8 +104,10 @@ class BatchLoader:
         return self._num_batches
 
     def numbers(self) -> range:
-        """The batch numbers this rank takes."""
-        return range(self.rank, self.num_batches, self.world_size)
+        """The batch numbers this loader fetches, in order."""
+        if self._numbers is not None:
+            return self._numbers
+        return rank_batches(self.num_batches, self.rank, self.world_size)
 
     def __len__(self) -> int:
         return len(self.numbers())
@@ -117,12 +119,14 @@ class BatchLoader:
     def map(self, transform: Callable[[Batch], T]) -> Iterator[T]:
         """``transform(batch)`` of each batch in order, run in the prefetch threads."""
 
+        numbers = self.numbers()
+
         def fetch(position_number: tuple[int, int]) -> T:
-            position, number = position_number
-            hint = position + self.rank
+            position, number = position_number  # consecutive batches ask consecutive replicas
+            hint = position + numbers.start
             return transform(self.source.batch(self.split, number, self.request, hint=hint))
 
-        return prefetched(fetch, enumerate(self.numbers()), self.prefetch)
+        return prefetched(fetch, enumerate(numbers), self.prefetch)
 
 
 def released_in_turn(batches: Iterator[Batch]) -> Iterator[Batch]:
