@@ -12,7 +12,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help venv torch serve test lint typecheck pytest format lock bench bench-small container-test clean
+.PHONY: help venv torch serve test lint typecheck pytest client-wheel-test format lock bench bench-small container-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -30,7 +30,7 @@ venv: $(VENV)/.synced  ## create the environment from the lockfile
 serve: venv  ## serve the demo dataset (or SEGSERVE_DATA_ROOT) on http://$(HOST):$(PORT), Swagger UI at /docs
 	$(VENV)/bin/segserve serve --host $(HOST) --port $(PORT)
 
-test: lint typecheck pytest  ## ruff, mypy, then pytest
+test: lint typecheck pytest client-wheel-test  ## ruff, mypy, pytest, then the client wheel alone
 
 lint: venv  ## ruff (lint and format check), hadolint, compose file check
 	$(VENV)/bin/ruff check .
@@ -56,6 +56,25 @@ $(VENV)/.torch: $(VENV)/.synced
 		echo "torch: no local CPU wheel; the PyTorch adapter's tests will be skipped"; \
 	fi
 	touch $@
+
+# The trainer's package on its own: the segserve-client wheel in a fresh venv with
+# numpy 2.x from the registry (and the local torch CPU wheel with Python 3.11),
+# for each interpreter of CLIENT_PYTHONS found here; tests/client/test_wheel.py
+# checks what it imports and that it gets the bytes the main environment gets.
+CLIENT_PYTHONS ?= python3.11 python3.12 python3.13
+CLIENT_DIST := .client-dist
+client-wheel-test: venv torch  ## the segserve-client wheel alone in fresh venvs (numpy 2.x)
+	rm -rf $(CLIENT_DIST)
+	$(UV) build --quiet --package segserve-client --wheel --out-dir $(CLIENT_DIST)
+	@set -e; pythons=""; for py in $(CLIENT_PYTHONS); do \
+		if ! $$py -c "" >/dev/null 2>&1; then echo "client-wheel-test: no working $$py here, skipped"; continue; fi; \
+		env=$(CURDIR)/$(CLIENT_DIST)/venv-$$($$py -c "import sys; print(sys.version.split()[0])"); extra=""; \
+		if $$py -c "import sys; sys.exit(sys.version_info[:2] != (3, 11))" && [ -n "$(TORCH_WHEEL)" ]; then extra="$(TORCH_WHEEL)"; fi; \
+		$(UV) venv --quiet --python $$(command -v $$py) $$env; \
+		$(UV) pip install --quiet --python $$env/bin/python $(CLIENT_DIST)/*.whl "numpy>=2" $$extra; \
+		echo "client-wheel-test: $$py venv $${extra:+with torch}"; pythons="$$pythons $$env/bin/python"; \
+	done; \
+	SEGSERVE_CLIENT_PYTHONS="$$pythons" $(VENV)/bin/pytest -q -p no:cacheprovider tests/client/test_wheel.py
 
 format: venv  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
