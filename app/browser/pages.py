@@ -111,7 +111,7 @@ def _template(name: str) -> Template:
 def _has_route(app: FastAPI, path: str) -> bool:
     """Whether ``app`` serves GET ``path`` (an optional endpoint the pages use when it is there)."""
     return any(
-        isinstance(route, APIRoute) and route.path == path and "GET" in route.methods
+        isinstance(route, APIRoute) and route.path == path and "GET" in (route.methods or ())
         for route in app.routes
     )
 
