@@ -16,11 +16,10 @@ import html
 from functools import cache
 from importlib.resources import files
 from string import Template
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.responses import HTMLResponse
-from fastapi.routing import APIRoute
 from starlette.staticfiles import StaticFiles
 
 from app.deps import SettingsDep
@@ -110,13 +109,16 @@ def _template(name: str) -> Template:
 
 def _has_route(app: FastAPI, path: str) -> bool:
     """Whether ``app`` serves GET ``path`` (an optional endpoint the pages use when it is there)."""
-    return any(
-        isinstance(route, APIRoute) and route.path == path and "GET" in (route.methods or ())
-        for route in app.routes
-    )
+    return "get" in _operations(app).get(path, {})
+
+
+def _operations(app: FastAPI) -> dict[str, Any]:
+    """The ``paths`` of the app's OpenAPI document: what this server serves, and how."""
+    paths: dict[str, Any] = app.openapi().get("paths", {})
+    return paths
 
 
 def _query_parameters(app: FastAPI, path: str) -> list[str]:
     """Names of the query parameters GET ``path`` takes, from the app's OpenAPI document."""
-    operation = app.openapi().get("paths", {}).get(path, {}).get("get", {})
+    operation = _operations(app).get(path, {}).get("get", {})
     return [p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"]

@@ -64,8 +64,10 @@ async function main() {
   setCrumbs(["dataset", browseUrl()], [split, null]);
   document.getElementById("title").textContent = `Gallery of ${split}`;
   const [info, classes] = await Promise.all([getJson(splitPath(split)), getJson("/v1/classes")]);
+  const images = page.stats === "yes" ? await imagesPerClass() : null;
   for (const entry of classes) {
-    controls.filter.append(el("option", { value: entry.index, text: `${entry.index} ${entry.name}` }));
+    const count = images === null ? "" : ` (${images[entry.index]} images)`;
+    controls.filter.append(el("option", { value: entry.index, text: `${entry.index} ${entry.name}${count}` }));
   }
   if (page.presence !== "yes") {
     controls.filter.disabled = true;
@@ -99,6 +101,12 @@ async function main() {
     show(false).catch(showError);
   });
   await show(false);
+}
+
+/** Images of the split that contain each class, from its class statistics. */
+async function imagesPerClass() {
+  const stats = await getJson(splitPath(split, "stats"));
+  return stats.classes.map((entry) => entry.images);
 }
 
 function pageCount() {

@@ -273,3 +273,35 @@ def test_the_token_is_asked_once_and_sent_as_a_header(
     assert sent <= {f"Bearer {TOKEN}", "Bearer not-the-token"}
     assert all("401" in e for e in web.errors), web.errors  # the refused token, nothing else
     assert web.outside_requests() == []
+
+
+RECIPE_CONTROLS = {
+    "photometric": ("check", "#crop-photometric", None, "photometric=true"),
+    "crop_mode": ("select", "#crop-mode", "center", "crop_mode=center"),
+    "cat_max_ratio": ("fill", "#crop-cat-max-ratio", "0.75", "cat_max_ratio=0.75"),
+}
+
+
+@pytest.mark.parametrize("parameter", sorted(RECIPE_CONTROLS))
+def test_recipe_parameters_reach_the_crop(web: Watched, parameter: str) -> None:
+    web.goto("/browse/train/9")
+    web.page.wait_for_selector("#crop-image[data-ready]")
+    offered = (web.page.get_attribute("body", "data-crop-params") or "").split(",")
+    if parameter not in offered:
+        pytest.skip(f"this server's crop endpoint has no {parameter}")
+    action, selector, value, expected = RECIPE_CONTROLS[parameter]
+    assert web.page.is_visible(selector)
+    url = web.page.get_attribute("#crop-image", "data-url")
+    if action == "check":
+        web.page.check(selector)
+    elif action == "select":
+        web.page.select_option(selector, value)
+    else:
+        web.page.fill(selector, value or "")
+    web.page.wait_for_function(
+        "([url, part]) => { const now = document.querySelector('#crop-image').dataset.url;"
+        " return now !== url && now.includes(part); }",
+        arg=[url, expected],
+    )
+    web.page.wait_for_selector("#crop-image[data-ready]")
+    _clean(web)

@@ -57,6 +57,8 @@ def test_page_data_names_the_page_and_the_sample(client: TestClient) -> None:
     assert body["split"] == "train"
     assert body["index"] == "3"
     assert body["token"] == "none"
+    assert body["stats"] == "yes"  # the server has GET /v1/splits/{split}/stats
+    assert body["presence"] == "yes"  # and GET /v1/splits/{split}/samples?classes=
     crop_params = body["crop-params"].split(",")
     assert {"height", "width", "flip", "scale", "seed", "index"} <= set(crop_params)
 
