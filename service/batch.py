@@ -7,7 +7,7 @@ and every sample is written straight into its slot.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ from segserve_client.protocol.wire import Encoded, encode
 
 from service.augment import NUM_UNIFORMS, plan_sample, write_crop
 from service.errors import InvalidParameterError, NotFoundError
-from service.params import BatchSpec, CropSpec, Dtype, Layout, check_seed, resolve_layout
+from service.params import BatchSpec, CropSpec, Dtype, Layout
 from service.sampling import (
     I64Array,
     batch_indices,
@@ -117,45 +117,30 @@ def make_batch(source: SplitSource, spec: BatchSpec, batch: int) -> Batch:
     usable = usable_indices(source, spec.crop)
     order = epoch_order(usable, spec.seed, spec.epoch, spec.shuffle)
     indices = batch_indices(order, spec.batch_size, batch, spec.drop_last)
-    metadata = {"split": source.name, **spec.describe(), "batch": str(batch)}
-    layout = spec.resolved_layout
-    return assemble(source, spec.crop, indices, spec.seed, spec.epoch, spec.dtype, layout, metadata)
+    return _batch_of(source, spec, indices, batch)
 
 
-def make_crop(
-    source: SplitSource,
-    crop: CropSpec,
-    seed: int,
-    epoch: int = 0,
-    index: int | None = None,
-    dtype: Dtype = "uint8",
-    layout: Layout | None = None,
-) -> Batch:
-    """One crop pair as a batch of one: sample ``index``, else a usable one picked by the seed.
+def make_crop(source: SplitSource, spec: BatchSpec, index: int | None = None) -> Batch:
+    """One crop pair: a batch of one of ``spec``, of sample ``index``, else one the seed picks.
 
     The crop of sample ``i`` equals that sample's crop in any batch of the same
-    (seed, epoch, crop parameters).
+    (seed, epoch, crop parameters); ``spec``'s ordering fields play no part.
     """
-    check_seed(seed)
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise InvalidParameterError("epoch", f"must be an integer >= 0, got {epoch!r}")
-    resolved = resolve_layout(dtype, layout)
+    spec = replace(spec, batch_size=1)
     if index is None:
-        index = pick_index(usable_indices(source, crop), seed, epoch)
+        index = pick_index(usable_indices(source, spec.crop), spec.seed, spec.epoch)
     else:
-        _check_index(source, crop, index)
-    metadata = {
-        "split": source.name,
-        **crop.describe(),
-        "seed": str(seed),
-        "epoch": str(epoch),
-        "batch": "0",
-        "index": str(index),
-        "dtype": dtype,
-        "layout": resolved,
-    }
-    indices = np.array([index], dtype=np.int64)
-    return assemble(source, crop, indices, seed, epoch, dtype, resolved, metadata)
+        _check_index(source, spec.crop, index)
+    return _batch_of(source, spec, np.array([index], dtype=np.int64), 0, index=str(index))
+
+
+def _batch_of(
+    source: SplitSource, spec: BatchSpec, indices: I64Array, batch: int, **extra: str
+) -> Batch:
+    """Samples ``indices`` as batch number ``batch`` of ``spec``, its metadata from ``spec``."""
+    metadata = {"split": source.name, **spec.describe(), "batch": str(batch), **extra}
+    layout = spec.resolved_layout
+    return assemble(source, spec.crop, indices, spec.seed, spec.epoch, spec.dtype, layout, metadata)
 
 
 def _check_index(source: SplitSource, crop: CropSpec, index: int) -> None:

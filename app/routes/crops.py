@@ -26,6 +26,7 @@ from app.models import CropArrays
 from app.problems import problem_responses
 from app.queries import MAX_SEED, CropSpecDep, DtypeQuery, EpochQuery, LayoutQuery
 from service.batch import Batch, encode_batch, make_crop
+from service.params import BatchSpec
 from service.render import crop_png
 
 router = APIRouter(prefix="/v1/splits", tags=["crops"])
@@ -80,7 +81,8 @@ async def crop(
         check_json_size(4 * spec.height * spec.width, services.settings.max_json_elements, "crop")
     if format == "png":
         dtype, layout = "uint8", "nhwc"
-    batch = await services.slots.run(make_crop, split, spec, chosen, epoch, index, dtype, layout)
+    batch_spec = BatchSpec(spec, 1, chosen, epoch, dtype=dtype, layout=layout)  # a batch of one
+    batch = await services.slots.run(make_crop, split, batch_spec, index)
     services.metrics.samples.labels(split.name).inc()
     services.metrics.batches.labels(split.name).inc()
     return await _crop_response(services, batch, format, chosen, headers)
