@@ -57,11 +57,15 @@ browser-test: venv chromium  ## only the browser tests in Chromium; screenshots 
 # registry. Where a local CPU wheel exists (TORCH_WHEEL), it is added to the
 # environment so the PyTorch adapter is tested; elsewhere those tests skip.
 TORCH_WHEEL ?= $(firstword $(wildcard /opt/wheels/torch-2.13.0+cpu-cp311-*.whl))
-torch: $(VENV)/.torch  ## add the local PyTorch CPU wheel to .venv when there is one
+# torchdata's StatefulDataLoader, for the resume tests (pure Python; --no-deps keeps
+# the registry's CUDA torch out).
+TORCHDATA ?= torchdata==0.11.0
+torch: $(VENV)/.torch  ## add the local PyTorch CPU wheel (and torchdata) to .venv when there is one
 
 $(VENV)/.torch: $(VENV)/.synced
 	@if [ -n "$(TORCH_WHEEL)" ] && [ -f "$(TORCH_WHEEL)" ]; then \
 		$(UV) pip install --quiet --python $(VENV)/bin/python "$(TORCH_WHEEL)"; \
+		$(UV) pip install --quiet --python $(VENV)/bin/python --no-deps "$(TORCHDATA)"; \
 	else \
 		echo "torch: no local CPU wheel; the PyTorch adapter's tests will be skipped"; \
 	fi

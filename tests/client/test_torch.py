@@ -194,3 +194,23 @@ def test_rank_and_world_size_come_from_torch_distributed(live: LiveServer) -> No
     for rank, output in enumerate(outputs):
         expected = list(range(rank, USABLE // BATCH, 2))
         assert output == f"{rank} {expected}"
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:'set_vital' is deprecated:UserWarning")
+def test_statefuldataloader_resumes_with_two_workers_and_two_ranks(live: LiveServer) -> None:
+    """torchdata's own loader: it takes and restores each worker's dataset state."""
+    stateful = pytest.importorskip("torchdata.stateful_dataloader", reason="needs torchdata")
+    for rank in range(2):
+        shard = {"rank": rank, "world_size": 2, "epoch": 1, "flip": True}
+        whole = _bytes(stateful.StatefulDataLoader(_dataset(live, **shard), batch_size=None))
+        loader = stateful.StatefulDataLoader(
+            _dataset(live, **shard), batch_size=None, num_workers=2
+        )
+        first = _bytes(itertools.islice(iter(loader), 3))
+        state = loader.state_dict()
+        resumed = stateful.StatefulDataLoader(
+            _dataset(live, **shard), batch_size=None, num_workers=2
+        )
+        resumed.load_state_dict(state)
+        assert first + _bytes(resumed) == whole
