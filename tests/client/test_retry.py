@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Callable
 
 import pytest
-from segserve_client import DeadlineExceededError, SegClient, UnavailableError
+from segserve_client import ClientClosedError, DeadlineExceededError, SegClient, UnavailableError
 from segserve_client.protocol import wire
 from segserve_client.retry import DEFAULT_DEADLINE, RetryPolicy
 
@@ -153,3 +153,16 @@ def test_stream_resumes_on_the_other_replica(
     assert [b.number for b in batches] == list(range(20))
     assert [r.query["start"] for r in second.requests if "/epochs/" in r.path] == ["5"]
     assert clock.sleeps == []
+
+
+def test_a_closed_client_fails_at_once(
+    serve: Serve, make_client: MakeClient, clock: FakeClock
+) -> None:
+    """Not retried until the deadline: a loader's threads stop when its client closes."""
+    server = serve(answer_batches)
+    client = make_client(server.url)
+    client.close()
+    with pytest.raises(ClientClosedError):
+        client.batch("train", 0, height=4, width=6)
+    assert clock.sleeps == []
+    assert server.requests == []

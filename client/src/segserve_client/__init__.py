@@ -18,6 +18,7 @@ Everything a trainer needs is exported here; the other modules are internal.
 from segserve_client.batch import Batch
 from segserve_client.errors import (
     AuthenticationError,
+    ClientClosedError,
     DeadlineExceededError,
     InvalidParameterError,
     NotFoundError,
@@ -38,6 +39,7 @@ __all__ = [
     "Batch",
     "BatchLoader",
     "BatchRequest",
+    "ClientClosedError",
     "DeadlineExceededError",
     "InvalidParameterError",
     "NotFoundError",

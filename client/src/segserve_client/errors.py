@@ -4,6 +4,7 @@ Every error is a :class:`SegserveClientError`; catch that to handle them all.
 
     SegserveClientError
     ├── RequestError                a parameter no server accepts (also a ValueError); not sent
+    ├── ClientClosedError           the client was closed: nothing more is sent
     ├── TransportError              no usable answer: refused, reset, timed out, cut short
     ├── ProtocolError               an answer that breaks the API contract (bad framing, body)
     ├── ServerError                 an error status; ``status`` and the RFC 9457 ``problem``
@@ -36,6 +37,10 @@ class RequestError(SegserveClientError, ValueError):
         super().__init__(f"{name}: {detail}")
         self.name = name
         self.detail = detail
+
+
+class ClientClosedError(SegserveClientError):
+    """The client was closed (also under a request in flight); not retried."""
 
 
 class DeadlineExceededError(SegserveClientError):

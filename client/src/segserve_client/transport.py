@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from segserve_client.buffers import BufferPool, Lease
-from segserve_client.errors import TransportError
+from segserve_client.errors import ClientClosedError, TransportError
 
 # Raised when a keep-alive connection the server had already closed is reused.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
@@ -78,7 +78,7 @@ class Connections:
         """
         with self._lock:
             if self._closed:
-                raise TransportError("client is closed", url=replica.url)
+                raise ClientClosedError(f"the client is closed ({replica.url})")
             idle = self._idle.get(replica, [])
             while idle:
                 conn = idle.pop()
