@@ -33,6 +33,7 @@ from segserve_client.errors import (
     server_error,
 )
 from segserve_client.replicas import ReplicaSet
+from segserve_client.resolver import Resolver, system_resolver
 from segserve_client.transport import Connections, Response, read_body, request, retry_after_seconds
 
 T = TypeVar("T")
@@ -60,7 +61,9 @@ class SegClient:
     """A client for one or more replicas of the same segserve deployment.
 
     ``urls``: one base URL or several (``http://host:8000``); requests are
-    spread over them and fail over between them. ``token`` is sent as
+    spread over them and fail over between them. A host name with several
+    addresses (a headless Service) counts as one replica per address, looked
+    up with ``resolver`` (see :mod:`segserve_client.replicas`). ``token`` is sent as
     ``Authorization: Bearer <token>``. ``timeout`` bounds each socket operation;
     ``sleep`` and ``clock`` are injectable for tests. Thread-safe; close it
     (or use it as a context manager) to close its connections.
@@ -78,9 +81,12 @@ class SegClient:
         buffers: int = 8,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        resolver: Resolver = system_resolver,
     ) -> None:
         url_list = [urls] if isinstance(urls, str) else list(urls)
-        self.replicas = ReplicaSet(url_list, backoff=backoff, max_backoff=max_backoff, clock=clock)
+        self.replicas = ReplicaSet(
+            url_list, backoff=backoff, max_backoff=max_backoff, clock=clock, resolver=resolver
+        )
         self.retries = retries
         self.pool = BufferPool(buffers)
         self._connections = Connections(timeout)
