@@ -11,7 +11,8 @@ one of the workers accepting on it.
 
 The parent supervises: SIGTERM or SIGINT is passed on to every worker, which
 shuts down as uvicorn does on that signal (the app's drain included), and the
-parent exits when they have; a worker that dies otherwise is replaced.
+parent exits when they have; a worker that dies otherwise is replaced, and
+workers get SIGTERM from the kernel when the parent itself is killed.
 
 The CLI imports this module with garbage collection paused, and freezes what
 the imports created (``gc.freeze``): those objects live as long as the
@@ -22,10 +23,12 @@ workers would write to -- and so copy -- their pages doing it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -48,6 +51,7 @@ KEEP_ALIVE_SECONDS: Final = 75
 # this long: a worker that cannot start must not become a fork loop.
 RESTART_PAUSE_SECONDS: Final = 1.0
 _FORWARDED: Final = (signal.SIGTERM, signal.SIGINT)
+_PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
 
 
 def uvicorn_config(settings: Settings) -> uvicorn.Config:
@@ -82,6 +86,20 @@ def _worker(config: uvicorn.Config, sock: socket.socket) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
+def _die_with(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when ``parent`` dies (Linux).
+
+    A parent that is killed outright (SIGKILL, the OOM killer) cannot pass a
+    signal on; without this its workers would go on serving, orphaned.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+            logger.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+    if os.getppid() != parent:  # it died before prctl took effect
+        raise SystemExit(0)
+
+
 class Supervisor:
     """Forks ``count`` workers running ``body``, passes signals on, replaces dead workers."""
 
@@ -104,12 +122,14 @@ class Supervisor:
                 signal.signal(sig, handler)
 
     def _fork(self) -> None:
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker: never returns into the parent's code
             code = 0
             try:
                 for sig in _FORWARDED:
                     signal.signal(sig, signal.SIG_DFL)
+                _die_with(parent)
                 self.body()
             except BaseException:
                 logger.exception("worker %d failed", os.getpid())

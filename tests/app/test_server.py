@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -92,8 +93,12 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]
         yield process, port
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
+            process.terminate()
+            try:
+                process.wait(timeout=WAIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=30)
 
 
 def test_workers_are_forked_from_the_parent(
@@ -123,3 +128,20 @@ def test_sigterm_stops_every_worker(two_workers: tuple[subprocess.Popen[bytes], 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=WAIT_SECONDS) == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_workers_stop_when_the_parent_is_killed(
+    two_workers: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    process, _ = two_workers
+    workers = {pid: os.pidfd_open(pid) for pid in children(process.pid)}
+    try:
+        process.kill()
+        process.wait(timeout=30)
+        deadline = time.monotonic() + WAIT_SECONDS
+        for pidfd in workers.values():  # readable once the process has exited
+            readable, _, _ = select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
+            assert readable, "a worker outlived its killed parent"
+    finally:
+        for pidfd in workers.values():
+            os.close(pidfd)
