@@ -91,7 +91,7 @@ EncodingQuery = Annotated[
     Encoding,
     Query(
         description="How image and label travel (safetensors only): `raw` arrays; `lossless` "
-        "(2-D gradient filter + zstd image, zstd label; decodes byte-identical to raw); "
+        "(PNG Sub filter + zstd image, zstd label; decodes byte-identical to raw); "
         "`jpeg` (JPEG 4:4:4 image at `quality`, zstd label). Encodings carry uint8 NHWC "
         "images only. See docs/API.md, Encodings.",
         examples=list(ENCODINGS),

@@ -223,7 +223,7 @@ class SegClient:
 
     def _read_batch(self, response: Response) -> Batch:
         try:
-            return Batch.decode(read_body(response, self.pool))
+            return Batch.decode(read_body(response, self.pool), self.pool.decode_target)
         except ValueError as error:
             raise ProtocolError(f"{response.url}: {error}") from None
 

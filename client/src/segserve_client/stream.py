@@ -62,7 +62,7 @@ def _frames(client: SegClient, i: int, target: str) -> Iterator[Batch]:
             if frame is None:
                 return
             try:
-                batch = Batch.decode(frame)
+                batch = Batch.decode(frame, client.pool.decode_target)
             except ValueError as error:
                 raise ProtocolError(f"{response.url}: {error}") from None
             yield batch
