@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from segserve_client.errors import InvalidParameterError, ProtocolError
 from segserve_client.http import SegClient
@@ -49,7 +51,7 @@ def test_bad_quality_is_named(live: LiveServer, make_client: MakeClient) -> None
 
 
 def _jpeg_body_with_bad_frame() -> bytes:
-    tensors = {
+    tensors: dict[str, npt.NDArray[Any]] = {
         "image": np.zeros((2, 8, 8, 3), np.uint8),
         "label": np.zeros((2, 8, 8), np.uint8),
         "index": np.arange(2, dtype=np.int64),

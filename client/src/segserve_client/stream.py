@@ -1,9 +1,10 @@
 """Epoch streams (``GET /v1/splits/{split}/epochs/{epoch}``) that survive a dying replica.
 
 A package-internal helper of :class:`segserve_client.http.SegClient`. Frames are split
-by :func:`segserve_client.protocol.wire.iter_frames`, the same code the server's framing is
-tested against. When the stream breaks, it is asked for again from the first
-batch not yet delivered (``start`` moved on), on the next healthy replica.
+by :func:`segserve_client.protocol.wire.iter_frames_into`, each read in place into a
+pooled buffer; a length above :data:`~segserve_client.protocol.wire.MAX_FRAME_BYTES`
+is refused. When the stream breaks, it is asked for again from the first batch not
+yet delivered (``start`` moved on), on the next healthy replica.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def _frames(client: SegClient, i: int, target: str) -> Iterator[Batch]:
     with client._open(i, target) as response:
         if response.status >= 400:
             raise client._error(response)
-        frames = wire.iter_frames(response.raw.read)
+        # Each frame is read in place into a pooled buffer (one copy from the socket).
+        frames = wire.iter_frames_into(response.raw.readinto, client.pool.acquire)
         while True:
             try:
                 frame = next(frames, None)
