@@ -57,8 +57,8 @@ class BatchRequest:
     ``layout``: the image tensor (``layout=None``: ``nhwc`` for uint8, ``nchw``
     for float32). ``encoding`` (``raw``, ``lossless``, ``jpeg``) and ``quality``
     (1-100, ``jpeg`` only; None: 95): how image and label travel; the client
-    decodes every encoding back to the arrays of ``raw``. A bad value raises :class:`~segserve_client.errors.RequestError`
-    naming the parameter and its range.
+    decodes every encoding back to the arrays of ``raw``. A bad value raises
+    :class:`~segserve_client.errors.RequestError` naming the parameter and its range.
     """
 
     height: int = field(metadata=sent_to())
