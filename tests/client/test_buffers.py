@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from segserve_client import Batch
-from segserve_client.buffers import BufferPool
+from segserve_client.buffers import BatchLease, BufferPool
 from segserve_client.protocol import wire
 
 
@@ -15,9 +15,10 @@ def _body() -> bytes:
 
 
 def _fill(pool: BufferPool, body: bytes) -> Batch:
-    lease = pool.lease(len(body))
-    lease.array[:] = np.frombuffer(body, np.uint8)
-    return Batch.decode(lease.array, lease)
+    lease = BatchLease(pool)
+    memory = lease.take(len(body))
+    memory[:] = np.frombuffer(body, np.uint8)
+    return Batch.decode(memory, lease.target, lease)
 
 
 def test_released_buffer_is_reused() -> None:
@@ -99,3 +100,19 @@ def test_batch_without_lease_releases_nothing() -> None:
     batch.release()
     assert batch.lease is None
     assert batch.index.tolist() == [7]
+
+
+def test_a_batch_lease_releases_all_its_memory_together() -> None:
+    pool = BufferPool(capacity=4)
+    lease = BatchLease(pool)
+    body = lease.take(64)
+    target = lease.target("image", (2, 4, 3))
+    assert target.shape == (2, 4, 3)
+    assert lease.array is not target
+    assert pool.in_use() == 2
+    assert not lease.released
+    lease.release()
+    assert lease.released
+    assert pool.free == 2
+    assert len(lease.arrays) == 2
+    assert np.shares_memory(pool.lease(64).array, body)  # only the body's buffer fits

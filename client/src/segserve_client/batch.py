@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from segserve_client.buffers import Lease
-from segserve_client.protocol import wire
+from segserve_client.buffers import BatchLease
+from segserve_client.protocol import encoding, wire
 
 Array = npt.NDArray[Any]
 
@@ -27,23 +27,29 @@ class Batch(Mapping[str, Array]):
 
     tensors: dict[str, Array]
     metadata: dict[str, str] = field(default_factory=dict)
-    lease: Lease | None = field(default=None, compare=False, repr=False)
+    lease: BatchLease | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def decode(
         cls,
         body: bytes | bytearray | memoryview | npt.NDArray[np.uint8],
-        lease: Lease | None = None,
+        allocate: encoding.Allocate | None = None,
+        lease: BatchLease | None = None,
     ) -> Batch:
-        """Parse a safetensors body without copying (ValueError when malformed).
+        """Parse a safetensors body (ValueError naming the tensor when malformed).
 
-        ``lease``: the lease of the buffer ``body`` lives in, released by :meth:`release`.
+        Raw tensors are views of ``body`` (no copy); encoded ones (``lossless``,
+        ``jpeg``) are decoded into arrays from ``allocate(name, shape)``, by
+        default new ones. ``lease``: the lease of the memory of ``body`` and
+        of what ``allocate`` gives, released by :meth:`release`.
         """
         tensors, metadata = wire.decode(body.data if isinstance(body, np.ndarray) else body)
-        return cls(tensors, metadata, lease)
+        if allocate is None:
+            return cls(encoding.decode_tensors(tensors, metadata), metadata, lease)
+        return cls(encoding.decode_tensors(tensors, metadata, allocate), metadata, lease)
 
     def release(self) -> None:
-        """Give the receive buffer back for reuse; the arrays must not be read afterwards."""
+        """Give the batch's memory back for reuse; the arrays must not be read afterwards."""
         if self.lease is not None:
             self.lease.release()
 

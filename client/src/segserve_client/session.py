@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from segserve_client.batch import Batch
-from segserve_client.buffers import BufferPool
+from segserve_client.buffers import BatchLease, BufferPool
 from segserve_client.errors import ProtocolError, ServerError, server_error
 from segserve_client.replicas import ReplicaSet
 from segserve_client.resolver import Resolver, system_resolver
@@ -130,13 +130,21 @@ class Session:
             yield response
 
     def read_batch(self, response: Response) -> Batch:
-        """The response's safetensors body, read into a leased buffer and decoded in place."""
-        lease = read_body(response, self.pool)
+        """The response's safetensors body, read into leased memory and decoded there.
+
+        Raw tensors are views of the body, encoded ones are decoded into
+        leased bytes too; :meth:`Batch.release` gives all of it back.
+        """
+        lease = BatchLease(self.pool)
         try:
-            return Batch.decode(lease.array, lease)
+            body = read_body(response, lease.take)
+            return Batch.decode(body, lease.target, lease)
         except ValueError as error:
             lease.release()
             raise ProtocolError(f"{response.url}: {error}") from None
+        except BaseException:
+            lease.release()
+            raise
 
 
 def error_of(response: Response) -> ServerError:

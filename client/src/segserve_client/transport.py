@@ -18,14 +18,14 @@ import http.client
 import select
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from segserve_client.buffers import BufferPool, Lease
+from segserve_client.buffers import Bytes
 from segserve_client.errors import ClientClosedError, TransportError
 
 # Raised when a keep-alive connection the server had already closed is reused.
@@ -192,21 +192,17 @@ def _dropped(conn: http.client.HTTPConnection) -> bool:
     return bool(readable)
 
 
-def read_body(response: Response, pool: BufferPool) -> Lease:
-    """The whole body in a leased buffer (read in place when ``Content-Length`` is known)."""
+def read_body(response: Response, acquire: Callable[[int], Bytes]) -> Bytes:
+    """The whole body in ``acquire(length)``'s bytes (read in place when the length is known)."""
     length = response.raw.length
     if length is None:
         data = response.raw.read()
-        lease = pool.lease(len(data))
-        lease.array[:] = np.frombuffer(data, dtype=np.uint8)
-        return lease
-    lease = pool.lease(length)
-    try:
-        _read_into(response, lease.array.data, length)
-    except BaseException:
-        lease.release()
-        raise
-    return lease
+        buffer = acquire(len(data))
+        buffer[:] = np.frombuffer(data, dtype=np.uint8)
+        return buffer
+    buffer = acquire(length)
+    _read_into(response, buffer.data, length)
+    return buffer
 
 
 def _read_into(response: Response, view: memoryview, length: int) -> None:
