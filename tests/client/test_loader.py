@@ -12,6 +12,7 @@ import pytest
 from segserve_client import AuthenticationError, Batch, BatchLoader, BatchRequest, SegClient
 from segserve_client.loader import prefetched
 from segserve_client.normalize import normalize
+from segserve_client.protocol.encoding import Encoding
 
 from tests.client.conftest import FakeClock
 from tests.client.live import CROP, TRAIN_SIZE, TRAIN_SMALL, LiveServer, start_server
@@ -73,29 +74,38 @@ def test_stream_equals_batch_requests(live: LiveServer, make_client: MakeClient)
     assert all(_same(a, b) for a, b in zip(streamed, fetched, strict=True))
 
 
+@pytest.mark.parametrize(
+    ("encoding", "streamed"), [("raw", False), ("lossless", False), ("lossless", True)]
+)
 def test_held_arrays_never_change_while_released_buffers_are_reused(
-    live: LiveServer, make_client: MakeClient
+    live: LiveServer, make_client: MakeClient, encoding: Encoding, streamed: bool
 ) -> None:
-    """Arrays of early batches are held (not their batches) while two more epochs stream in.
+    """Arrays of early batches are held (not their batches) while two more epochs come in.
 
     Every other batch is released, so the pool does reuse memory: the held
-    arrays stay as they were received, the released buffers are leased again.
+    arrays stay as they were received, the released memory is leased again.
+    Encoded bodies are decoded into leased memory too; stream frames are read into it.
     """
     client = make_client(live.url, buffers=2)
+    request = BatchRequest(HEIGHT, WIDTH, batch_size=2, encoding=encoding)
     held: list[tuple[Array, Array]] = []
     released: list[Array] = []
     reused = 0
     for epoch in range(3):
-        for batch in client.iter_epoch("train", epoch, 2, HEIGHT, WIDTH, prefetch=2):
-            memory = batch.lease.array if batch.lease is not None else None
-            assert memory is not None
-            reused += any(np.shares_memory(memory, r) for r in released)
-            assert not any(np.shares_memory(memory, h[0]) for h in held)
+        if streamed:
+            batches = client.stream_epoch("train", epoch, request)
+        else:
+            batches = iter(client.loader("train", request.replace(epoch=epoch), prefetch=2))
+        for batch in batches:
+            assert batch.lease is not None
+            memory = batch.lease.arrays
+            reused += any(np.shares_memory(m, r) for m in memory for r in released)
+            assert not any(np.shares_memory(m, h[0]) for m in memory for h in held)
             if batch.number % 2 == 0:
                 for view in (batch.image[0, ::2], batch.label[1]):  # views; the batch is dropped
                     held.append((view, view.copy()))
             else:
-                released.append(memory)
+                released += memory
                 batch.release()
     assert reused > 0  # the check above could have failed: memory does come back
     for view, snapshot in held:
