@@ -15,6 +15,7 @@ from app.deps import SettingsDep
 from service.errors import InvalidParameterError
 from service.params import (
     DEFAULT_MAX_BATCH_SIZE,
+    MAX_CAT_RATIO,
     MAX_SCALE,
     SEED_LIMIT,
     BatchSpec,
@@ -66,7 +67,7 @@ CatMaxRatioQuery = Annotated[
     float,
     Query(
         gt=0,
-        le=1,
+        le=MAX_CAT_RATIO,
         description="As mmsegmentation's RandomCrop(cat_max_ratio): redraw the window, up to "
         "10 times, until no class covers this share or more of its non-ignore pixels (the "
         "last draw is kept when none qualifies). 0 < r <= 1; 1 (default) = off. "
@@ -125,7 +126,7 @@ def crop_spec(
     void: VoidQuery = "ignore",
     flip: FlipQuery = False,
     scale: ScaleQuery = None,
-    cat_max_ratio: CatMaxRatioQuery = 1.0,
+    cat_max_ratio: CatMaxRatioQuery = MAX_CAT_RATIO,
     photometric: PhotometricQuery = False,
     crop_mode: CropModeQuery = "random",
 ) -> CropSpec:

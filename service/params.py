@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Final, Literal, get_args
+from typing import Final, get_args
+
+from segserve_client.protocol.params import MAX_CAT_RATIO as MAX_CAT_RATIO
+from segserve_client.protocol.params import MAX_SCALE as MAX_SCALE
+from segserve_client.protocol.params import SEED_LIMIT as SEED_LIMIT
+from segserve_client.protocol.params import CropMode as CropMode
+from segserve_client.protocol.params import Dtype as Dtype
+from segserve_client.protocol.params import Layout as Layout
+from segserve_client.protocol.params import Small as Small
+from segserve_client.protocol.params import Void as Void
+from segserve_client.protocol.params import default_layout
 
 from service.errors import InvalidParameterError
 
-Small = Literal["drop", "pad"]
-Void = Literal["ignore", "background"]
-Dtype = Literal["uint8", "float32"]
-Layout = Literal["nhwc", "nchw"]
-CropMode = Literal["random", "center", "full"]
-
-SEED_LIMIT: Final = 2**63
-MAX_SCALE: Final = 16.0
 DEFAULT_MAX_CROP_PIXELS: Final = 4096 * 4096
 DEFAULT_MAX_BATCH_SIZE: Final = 256
 
@@ -61,15 +63,18 @@ def _check_scale(scale: object) -> None:
 def _check_ratio(ratio: object) -> None:
     """``cat_max_ratio`` is a finite number with ``0 < r <= 1``."""
     ok = isinstance(ratio, float | int) and not isinstance(ratio, bool)
-    if not ok or not (math.isfinite(float(ratio)) and 0.0 < float(ratio) <= 1.0):  # type: ignore[arg-type]
+    value = float(ratio) if ok else math.nan  # type: ignore[arg-type]
+    if not (math.isfinite(value) and 0.0 < value <= MAX_CAT_RATIO):
         raise InvalidParameterError(
-            "cat_max_ratio", f"must be a number > 0 and <= 1 (1 = off), got {ratio!r}"
+            "cat_max_ratio",
+            f"must be a number > 0 and <= {MAX_CAT_RATIO:g} ({MAX_CAT_RATIO:g} = off), "
+            f"got {ratio!r}",
         )
 
 
 def _check_mode_combination(crop: CropSpec) -> None:
     """The parameters ``crop_mode`` other than ``random`` leaves no meaning to."""
-    if crop.crop_mode != "random" and crop.cat_max_ratio < 1.0:
+    if crop.crop_mode != "random" and crop.cat_max_ratio < MAX_CAT_RATIO:
         raise InvalidParameterError(
             "cat_max_ratio",
             f"redraws random windows only; crop_mode={crop.crop_mode} has one fixed window, "
@@ -121,7 +126,7 @@ class CropSpec:
     void: Void = "ignore"
     flip: bool = False
     scale: tuple[float, float] | None = None
-    cat_max_ratio: float = 1.0
+    cat_max_ratio: float = MAX_CAT_RATIO
     photometric: bool = False
     crop_mode: CropMode = "random"
 
@@ -155,7 +160,7 @@ class CropSpec:
             "flip": "true" if self.flip else "false",
             "scale": scale,
         }
-        if self.cat_max_ratio != 1.0:
+        if self.cat_max_ratio != MAX_CAT_RATIO:
             described["cat_max_ratio"] = repr(self.cat_max_ratio)
         if self.photometric:
             described["photometric"] = "true"
@@ -214,7 +219,7 @@ def resolve_layout(dtype: Dtype, layout: Layout | None) -> Layout:
     if layout is not None:
         _require_choice("layout", layout, get_args(Layout))
         return layout
-    return "nhwc" if dtype == "uint8" else "nchw"
+    return default_layout(dtype)
 
 
 def check_seed(seed: object) -> None:
