@@ -150,9 +150,11 @@ def balanced_rect(
     and the next). After 10 failed checks the 10th redraw is kept unchecked.
     """
     u = uniforms
+    classes = present_classes(label)
     rect = crop_rect(height, width, crop.height, crop.width, float(u[1]), float(u[2]))
     for redraw in range(CAT_MAX_REDRAWS):
-        if balanced(label_window(label, height, width, rect), crop.cat_max_ratio):
+        window = label_window(label, height, width, rect)
+        if balanced(window, crop.cat_max_ratio, classes):
             break
         column = REDRAW_COLUMN + 2 * redraw
         u_top, u_left = float(u[column]), float(u[column + 1])
@@ -160,12 +162,25 @@ def balanced_rect(
     return rect
 
 
-def balanced(window: U8Array, ratio: float) -> bool:
+def present_classes(label: U8Array) -> list[int]:
+    """The classes 0..20 that occur in ``label``."""
+    counts = np.bincount(label.reshape(-1), minlength=256)[:NUM_CLASSES]
+    return [int(c) for c in np.flatnonzero(counts)]
+
+
+def balanced(window: U8Array, ratio: float, classes: list[int] | None = None) -> bool:
     """Whether a label window has two or more classes and none covers ``ratio`` or more of
-    its non-ignore pixels (mmsegmentation's test: ``max(cnt) / sum(cnt) < ratio``)."""
-    counts = np.bincount(window.reshape(-1), minlength=256)[:NUM_CLASSES]
-    total = int(counts.sum())
-    return np.count_nonzero(counts) > 1 and int(counts.max()) / total < ratio
+    its non-ignore pixels (mmsegmentation's test: ``max(cnt) / sum(cnt) < ratio``).
+
+    ``classes``: the classes that may occur (those of the whole label); counting
+    only them, one comparison each, is several times faster than a histogram
+    of every window.
+    """
+    if classes is None:
+        classes = present_classes(window)
+    counts = [np.count_nonzero(window == c) for c in classes]
+    total = sum(counts)
+    return sum(1 for n in counts if n) > 1 and max(counts) / total < ratio
 
 
 def label_window(label: U8Array, height: int, width: int, rect: Rect) -> U8Array:
@@ -180,7 +195,8 @@ def label_window(label: U8Array, height: int, width: int, rect: Rect) -> U8Array
         return label[rect.top : rect.top + rows, rect.left : rect.left + cols]
     ys = nearest_sources(rect.top, rows, src_h, height)
     xs = nearest_sources(rect.left, cols, src_w, width)
-    window: U8Array = label[ys[:, np.newaxis], xs[np.newaxis, :]]
+    # Rows, then columns: two takes are faster than one broadcast fancy index.
+    window: U8Array = np.take(np.take(label, ys, axis=0), xs, axis=1)
     return window
 
 
