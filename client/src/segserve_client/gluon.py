@@ -25,6 +25,7 @@ from segserve_client.buffers import BufferPool
 from segserve_client.http import SegClient
 from segserve_client.loader import BatchLoader
 from segserve_client.normalize import labels_as_float, normalize
+from segserve_client.protocol.encoding import Encoding
 from segserve_client.protocol.params import MAX_CAT_RATIO, CropMode, default_layout
 from segserve_client.request import BatchRequest
 from segserve_client.session import DEFAULT_URL, Url
@@ -106,6 +107,8 @@ def load_data_voc(
     void: Void = "background",
     transport: Transport = "uint8",
     prefetch: int = 2,
+    encoding: Encoding = "raw",
+    quality: int | None = None,
     flip: bool = False,
     scale: tuple[float, float] | None = None,
     cat_max_ratio: float = MAX_CAT_RATIO,
@@ -117,18 +120,20 @@ def load_data_voc(
     ``url``: one segserve base URL or several replicas (default ``$SEGSERVE_URL``,
     else ``http://127.0.0.1:8000``). ``void="background"`` gives the chapter's
     labels (border pixels 0); ``"ignore"`` keeps 255 for a loss that skips it.
-    The training augmentations ``flip``, ``scale``, ``cat_max_ratio`` and
-    ``photometric`` apply to ``train_iter`` only; ``crop_mode`` (``center`` or
-    ``full``: whole images on a ``crop_size`` canvas, for mIoU on whole images)
-    to ``test_iter`` only, ``train_iter`` always crops at random. The defaults
-    give the chapter's pipeline.
+    ``encoding`` (``lossless``, ``jpeg`` at ``quality``) shrinks what crosses
+    the network; batches are decoded and normalised in the prefetch threads
+    (encodings need ``transport="uint8"``). The training augmentations
+    ``flip``, ``scale``, ``cat_max_ratio`` and ``photometric`` apply to
+    ``train_iter`` only; ``crop_mode`` (``center`` or ``full``: whole images on
+    a ``crop_size`` canvas, for mIoU on whole images) to ``test_iter`` only,
+    ``train_iter`` always crops at random. The defaults give the chapter's pipeline.
     """
     if transport not in ("uint8", "float32"):
         raise ValueError(f"transport must be 'uint8' or 'float32', got {transport!r}")
     height, width = crop_size
     request = BatchRequest(
         height, width, batch_size=batch_size, seed=seed, void=void, dtype=transport,
-        drop_last=True,
+        drop_last=True, encoding=encoding, quality=quality,
     )  # fmt: skip
     train = request.replace(
         shuffle=True, flip=flip, scale=scale, cat_max_ratio=cat_max_ratio, photometric=photometric

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
 
 from segserve_client.errors import RequestError
+from segserve_client.protocol.encoding import Encoding, transport_problem
 from segserve_client.protocol.params import (
     MAX_CAT_RATIO,
     MAX_SCALE,
@@ -42,14 +43,9 @@ _SAMPLES: Final[tuple[Endpoint, ...]] = ("batch", "stream", "crop")  # what fetc
 _EPOCHS: Final[tuple[Endpoint, ...]] = ("batch", "stream")  # what orders an epoch
 
 
-def sent_to(*endpoints: Endpoint, unless_default: bool = False) -> dict[str, Any]:
-    """A field's metadata: the endpoints that take it (default: all).
-
-    ``unless_default``: the field is left out of the query while it has its
-    default (the training-recipe parameters, off by default: a request without
-    them reads as it did before they existed).
-    """
-    return {"endpoints": frozenset(endpoints or ENDPOINTS), "unless_default": unless_default}
+def sent_to(*endpoints: Endpoint) -> dict[str, frozenset[Endpoint]]:
+    """A field's metadata: the endpoints that take it (default: all)."""
+    return {"endpoints": frozenset(endpoints or ENDPOINTS)}
 
 
 @dataclass(frozen=True)
@@ -63,8 +59,10 @@ class BatchRequest:
     ``cat_max_ratio`` (0 < r <= 1, 1 = off), ``photometric``, ``crop_mode``
     (``random``, ``center``, ``full``): the training-recipe parameters. ``dtype``,
     ``layout``: the image tensor (``layout=None``: ``nhwc`` for uint8, ``nchw``
-    for float32). A bad value raises :class:`~segserve_client.errors.RequestError`
-    naming the parameter and its range.
+    for float32). ``encoding`` (``raw``, ``lossless``, ``jpeg``) and ``quality``
+    (1-100, ``jpeg`` only; None: 95): how image and label travel; the client
+    decodes every encoding back to the arrays of ``raw``. A bad value raises
+    :class:`~segserve_client.errors.RequestError` naming the parameter and its range.
     """
 
     height: int = field(metadata=sent_to())
@@ -78,13 +76,18 @@ class BatchRequest:
     void: Void = field(default="ignore", metadata=sent_to(*_SAMPLES))
     flip: bool = field(default=False, metadata=sent_to(*_SAMPLES))
     scale: tuple[float, float] | None = field(default=None, metadata=sent_to(*_SAMPLES))
+    # The recipe parameters, off by default, are sent only when set: a request
+    # without them reads as it did before they existed.
     cat_max_ratio: float = field(
-        default=MAX_CAT_RATIO, metadata=sent_to(*_SAMPLES, unless_default=True)
+        default=MAX_CAT_RATIO, metadata={**sent_to(*_SAMPLES), "omit": MAX_CAT_RATIO}
     )
-    photometric: bool = field(default=False, metadata=sent_to(*_SAMPLES, unless_default=True))
-    crop_mode: CropMode = field(default="random", metadata=sent_to(unless_default=True))
+    photometric: bool = field(default=False, metadata={**sent_to(*_SAMPLES), "omit": False})
+    crop_mode: CropMode = field(default="random", metadata={**sent_to(), "omit": "random"})
     dtype: Dtype = field(default="uint8", metadata=sent_to(*_SAMPLES))
     layout: Layout | None = field(default=None, metadata=sent_to(*_SAMPLES))
+    # raw is left out of the query: a server that predates encodings still answers.
+    encoding: Encoding = field(default="raw", metadata={**sent_to(*_SAMPLES), "omit": "raw"})
+    quality: int | None = field(default=None, metadata=sent_to(*_SAMPLES))
 
     def __post_init__(self) -> None:
         _check_int("height", self.height, 1)
@@ -104,6 +107,9 @@ class BatchRequest:
             _check_choice("layout", self.layout, get_args(Layout))
         if self.scale is not None:
             object.__setattr__(self, "scale", _checked_scale(self.scale))
+        problem = transport_problem(self.encoding, self.quality, self.dtype, self.layout)
+        if problem is not None:
+            raise RequestError(*problem)
 
     @classmethod
     def of(cls, request: BatchRequest | None = None, **params: Any) -> BatchRequest:
@@ -127,13 +133,16 @@ class BatchRequest:
         return default_layout(self.dtype) if self.layout is None else self.layout
 
     def query(self, endpoint: Endpoint = "batch") -> dict[str, str]:
-        """The query parameters ``endpoint`` takes, as strings, in field order (None left out)."""
+        """The query parameters ``endpoint`` takes, as strings, in field order.
+
+        None is left out, and so is ``encoding=raw``.
+        """
         return {
             f.name: _text(value)
             for f in dataclasses.fields(self)
             if endpoint in f.metadata["endpoints"]
             and (value := getattr(self, f.name)) is not None
-            and not (f.metadata["unless_default"] and value == f.default)
+            and value != f.metadata.get("omit")
         }
 
 
