@@ -144,6 +144,7 @@ class Results:
     growth: list[GrowthSize] = field(default_factory=list)
     nginx: NginxRun = field(default_factory=NginxRun)
     scaleout: ScaleoutRun = field(default_factory=ScaleoutRun)
+    recipes: dict[str, Any] = field(default_factory=dict)  # bench.recipes.document
 
     def series(self, key: str) -> Series | None:
         """The throughput series called ``key``, if measured."""
@@ -169,6 +170,7 @@ class Results:
             growth=[GrowthSize(**g) for g in document["growth"]],
             nginx=_nginx(document.get("nginx")),
             scaleout=_scaleout(document.get("scaleout")),
+            recipes=dict(document.get("recipes") or {}),
         )
 
 
