@@ -12,9 +12,10 @@
    nginx, with the per-core figure (:mod:`bench.scaleout`);
 7. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
 
-Phases 1-5 are ``core``, 6 is ``scaleout``; either can run alone. A run of only
-some phases keeps the other phases' results from the ``results.json`` already
-in the output folder.
+Phases 1-5 are ``core``, 6 is ``scaleout``, and ``codecs`` (:mod:`bench.codecs`:
+bytes per sample, encode and decode times of each transport encoding); each can
+run alone. A run of only some phases keeps the other phases' results from the
+``results.json`` already in the output folder.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
+from bench.codecs import codecs_section, measure_codecs
 from bench.growth import measure_growth
 from bench.nginx import measure_nginx
 from bench.plot import write_plot
@@ -78,7 +80,7 @@ def measure(preset: Preset, space: Workspace) -> Results:
     return results
 
 
-PHASES = ("core", "scaleout")
+PHASES = ("core", "scaleout", "codecs")
 
 
 def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES) -> Results:
@@ -95,6 +97,8 @@ def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES)
         results = previous(out, preset)
     if "scaleout" in phases:
         results.scaleout = measure_scaleout(space, preset)
+    if "codecs" in phases:
+        results.codecs = measure_codecs(4 if preset.name == "full" else 1)
     results.save(out / "results.json")
     render(results, out)
     say(f"done in {time.perf_counter() - started:.0f} s: {out / 'results.md'}")
@@ -114,6 +118,6 @@ def previous(out: Path, preset: Preset) -> Results:
 
 def render(results: Results, out: Path) -> None:
     """Write the report and the plot of ``results`` into ``out``."""
-    sections = [scaleout_section(results)]
+    sections = [scaleout_section(results), codecs_section(results.codecs)]
     write_report(results, out / "results.md", plot_name="results.png", sections=sections)
     write_plot(results, out / "results.png")
