@@ -214,3 +214,19 @@ def test_statefuldataloader_resumes_with_two_workers_and_two_ranks(live: LiveSer
         )
         resumed.load_state_dict(state)
         assert first + _bytes(resumed) == whole
+
+
+def test_recipe_parameters_reach_the_server(live: LiveServer) -> None:
+    plain = next(iter(_dataset(live, rank=0, world_size=USABLE // BATCH, normalize=False)))
+    recipe = _dataset(
+        live,
+        rank=0,
+        world_size=USABLE // BATCH,
+        normalize=False,
+        photometric=True,
+        cat_max_ratio=0.9,
+    )
+    assert (recipe.request.photometric, recipe.request.cat_max_ratio) == (True, 0.9)
+    item = next(iter(recipe))
+    assert tuple(item["image"].shape) == tuple(plain["image"].shape)
+    assert not torch.equal(item["image"], plain["image"])  # the server applied them

@@ -8,7 +8,7 @@ replica draining at a frame boundary) -- it is asked for again from the first
 batch not yet delivered (``start`` moved on), on the next healthy replica.
 Determinism makes the resumed part identical. Frames are split by
 :func:`segserve_client.protocol.wire.iter_frames_into`, each read in place into
-leased memory (one copy, from the socket), a batch's own until it is released; a length above
+leased memory (one copy, from the socket), the batch's own until released; a length above
 :data:`~segserve_client.protocol.wire.MAX_FRAME_BYTES` is refused.
 """
 
@@ -20,9 +20,12 @@ from contextlib import ExitStack
 from segserve_client.batch import Batch
 from segserve_client.buffers import BatchLease, Bytes
 from segserve_client.errors import ProtocolError, TransportError
+from segserve_client.loader import prefetched
 from segserve_client.protocol import wire
 from segserve_client.session import Session, query_string
 from segserve_client.transport import FAILURES
+
+Frame = tuple[Bytes, BatchLease]  # a frame's body and the lease of its memory
 
 
 class _Resumable:
@@ -44,8 +47,8 @@ class _Resumable:
         rest = {"start": str(self.rest.start), "stop": str(self.rest.stop)}
         return self.path + query_string({**self.query, **rest, "step": str(self.rest.step)})
 
-    def next_batch(self, replica: int) -> Batch:
-        """The next batch, read from ``replica`` (opening the stream there when needed)."""
+    def next_frame(self, replica: int) -> Frame:
+        """The next frame and its lease, read from ``replica`` (opening the stream when needed)."""
         if self.replica != replica:
             self.close()
             response = self._stack.enter_context(self.session.response(replica, self.target()))
@@ -53,15 +56,18 @@ class _Resumable:
             self.replica, self._frames = replica, frames
             self._url = response.url
         try:
-            return self._decode(self._read_frame())
+            frame = self._read_frame()
         except BaseException:
             if self._lease is not None:
                 self._lease.release()
             self.close()
             raise
+        assert self._lease is not None  # the frame was read into it
+        self.rest, lease, self._lease = self.rest[1:], self._lease, None
+        return frame, lease
 
     def _acquire(self, nbytes: int) -> Bytes:
-        """Leased bytes for the next frame (each frame is a batch of its own lease)."""
+        """Leased bytes for the next frame (each frame is a batch with a lease of its own)."""
         self._lease = BatchLease(self.session.pool)
         return self._lease.take(nbytes)
 
@@ -75,14 +81,14 @@ class _Resumable:
             raise TransportError(f"stream ended before batch {self.rest.start}", url=self._url)
         return frame
 
-    def _decode(self, frame: Bytes) -> Batch:
+    def decode(self, frame: Frame) -> Batch:
+        """The batch in ``frame``, encoded tensors decoded into its lease (thread-safe)."""
+        body, lease = frame
         try:
-            assert self._lease is not None  # the frame was read into it
-            batch = Batch.decode(frame, self._lease.target, self._lease)
+            return Batch.decode(body, lease.target, lease)
         except ValueError as error:
+            lease.release()
             raise ProtocolError(f"{self._url}: {error}") from None
-        self.rest, self._lease = self.rest[1:], None
-        return batch
 
     def close(self) -> None:
         """Close the open stream, if any (its connection is not reused)."""
@@ -91,15 +97,25 @@ class _Resumable:
 
 
 def epoch_stream(
-    session: Session, path: str, query: Mapping[str, str], batches: range
+    session: Session, path: str, query: Mapping[str, str], batches: range, prefetch: int = 2
 ) -> Iterator[Batch]:
-    """The batches ``batches`` (numbers of the epoch) of the stream at ``path``, in order."""
+    """The batches ``batches`` (numbers of the epoch) of the stream at ``path``, in order.
+
+    Frames are read here, ahead of the consumer, and decoded in ``prefetch``
+    threads while the next ones arrive (the codecs release the GIL), as the
+    :class:`~segserve_client.BatchLoader` does with its requests.
+    """
     stream = _Resumable(session, path, query, batches)
     try:
-        while stream.rest:
-            hint = stream.rest.start if stream.replica is None else stream.replica
-            yield session.retry.call(
-                session.replicas, stream.next_batch, hint=hint, url=stream.target()
-            )
+        yield from prefetched(stream.decode, _frames(session, stream), prefetch)
     finally:
         stream.close()
+
+
+def _frames(session: Session, stream: _Resumable) -> Iterator[Frame]:
+    """Each remaining frame of ``stream``, the read retried and resumed by the retry loop."""
+    while stream.rest:
+        hint = stream.rest.start if stream.replica is None else stream.replica
+        yield session.retry.call(
+            session.replicas, stream.next_frame, hint=hint, url=stream.target()
+        )
