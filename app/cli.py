@@ -7,6 +7,7 @@ command line (argparse's own convention), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import logging.config
 import os
 import sys
 import tempfile
@@ -152,6 +153,8 @@ def _add_prepare(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.drain import SHUTDOWN_GRACE
+    from app.logs import log_config
     from app.state import load_dataset
     from service.index import scan_voc
 
@@ -166,6 +169,7 @@ def _serve(args: argparse.Namespace) -> int:
     # Workers build their settings from the environment: that is how options reach them.
     os.environ.update({name: str(value) for name, value in options.items() if value is not None})
     settings = Settings()
+    logging.config.dictConfig(log_config(settings.log_level))  # for the loading done here
     if settings.data_root is not None:
         scan_voc(settings.data_root, settings.label_dir)  # fail now, with one clear line
     if settings.workers > 1:
@@ -180,6 +184,10 @@ def _serve(args: argparse.Namespace) -> int:
             port=settings.port,
             workers=settings.workers,
             log_level=settings.log_level,
+            log_config=log_config(settings.log_level),
+            # The app drains on SIGTERM first (app.drain); what is left to uvicorn's
+            # own shutdown is sending the last bytes, within the drain period.
+            timeout_graceful_shutdown=int(SHUTDOWN_GRACE),
             # Trainers pause between epochs (validation, checkpoints); keep their
             # connections open as long as nginx keeps its own (deploy/nginx.conf).
             timeout_keep_alive=75,

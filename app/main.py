@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app.deps import reject_unknown_query, require_token
+from app.drain import drain_on_sigterm
 from app.metrics import MetricsMiddleware
 from app.problems import install_problem_handlers, move_problems_to_problem_json
 from app.routes import batches, crops, dataset, health, samples
@@ -38,10 +39,12 @@ TAGS = [
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start loading the dataset in the background; requests are served meanwhile."""
+    """Start loading the dataset in the background (requests are served meanwhile); drain on
+    SIGTERM (:mod:`app.drain`)."""
     services: Services = app.state.services
     services.loader.start()
-    yield
+    with drain_on_sigterm(services.slots, services.settings.drain_seconds):
+        yield
 
 
 def create_app() -> FastAPI:

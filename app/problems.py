@@ -45,10 +45,17 @@ class UnauthorizedError(SegserveError):
 
 
 class OverloadedError(SegserveError):
-    """Every slot for heavy work is taken; the client should retry shortly."""
+    """Every slot for heavy work is taken and the wait was too long; retry shortly."""
 
     code = "overloaded"
     title = "Service overloaded"
+
+
+class DrainingError(OverloadedError):
+    """The server is shutting down (SIGTERM): it takes no new work; retry on another replica."""
+
+    code = "draining"
+    title = "Service shutting down"
 
 
 STATUS: Final[Mapping[type[SegserveError], int]] = {
@@ -64,6 +71,9 @@ STATUS: Final[Mapping[type[SegserveError], int]] = {
 _HEADERS: Final[Mapping[type[SegserveError], Mapping[str, str]]] = {
     UnauthorizedError: {"WWW-Authenticate": 'Bearer realm="segserve"'},
     DatasetNotReadyError: {"Retry-After": str(NOT_READY_RETRY_SECONDS)},
+    # Connection: close, so that the client's next request opens a connection
+    # elsewhere instead of reusing one to a server about to go.
+    DrainingError: {"Retry-After": str(OVERLOADED_RETRY_SECONDS), "Connection": "close"},
     OverloadedError: {"Retry-After": str(OVERLOADED_RETRY_SECONDS)},
 }
 

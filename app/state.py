@@ -9,24 +9,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
-from starlette.concurrency import run_in_threadpool
-
+from app.admission import WorkSlots
 from app.metrics import Metrics
-from app.problems import OverloadedError
 from service.config import Settings
 from service.dataset import Dataset, open_dataset
 from service.demo import ensure_demo
 from service.errors import DatasetNotReadyError, SegserveError
+from service.pool import available_cpus
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 def data_root(settings: Settings, *, progress: bool = False) -> Path:
@@ -90,29 +84,6 @@ class DatasetLoader:
         raise DatasetNotReadyError("the dataset is still loading; retry shortly")
 
 
-class WorkSlots:
-    """At most ``limit`` heavy requests at once; a request that finds none free is refused."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._semaphore = threading.BoundedSemaphore(limit)
-
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        """Hold a slot for the block; ``OverloadedError`` (503) at once when none is free."""
-        if not self._semaphore.acquire(blocking=False):
-            raise OverloadedError(f"{self.limit} heavy requests are already running; retry shortly")
-        try:
-            yield
-        finally:
-            self._semaphore.release()
-
-    async def run(self, func: Callable[..., T], *args: Any) -> T:
-        """``func(*args)`` in a worker thread, holding a slot."""
-        with self.hold():
-            return await run_in_threadpool(func, *args)
-
-
 @dataclass
 class Services:
     """Everything the handlers of one app reach through dependencies."""
@@ -123,4 +94,9 @@ class Services:
     slots: WorkSlots = field(init=False)
 
     def __post_init__(self) -> None:
-        self.slots = WorkSlots(self.settings.max_concurrency)
+        self.slots = WorkSlots(
+            self.settings.max_concurrency or available_cpus(),
+            queue_limit=self.settings.queue_limit,
+            wait_seconds=self.settings.queue_wait,
+            metrics=self.metrics.admission,
+        )

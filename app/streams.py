@@ -4,8 +4,13 @@ Each frame is an 8-byte little-endian length and one batch in safetensors. A
 producer task builds batches in worker threads and hands them over through a
 channel holding at most ``prefetch - 1`` finished batches, so with the one being
 built and the one being sent at most ``prefetch + 1`` batches are in memory.
+Each batch is built holding a work slot (:mod:`app.admission`) taken for that
+batch alone, so a long stream takes its turn with batch requests.
 When the client goes away the whole task group is cancelled: the batch being
 built is finished (a thread cannot be interrupted) and no other is started.
+When the server drains (SIGTERM), no further batch is started: the frames
+already built are sent and the response ends there, after a whole frame but
+without the final chunk, so that no client can take it for a complete epoch.
 """
 
 from __future__ import annotations
@@ -20,20 +25,27 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from app.admission import WorkSlots
 from app.bodies import FRAMES
 from app.metrics import Metrics
+from app.problems import DrainingError
 
 logger = logging.getLogger(__name__)
 
 
 class FrameStreamResponse(Response):
-    """Streams ``build(b)`` for each batch number ``b`` of ``batches``, as frames."""
+    """Streams ``build(b)`` for each batch number ``b`` of ``batches``, as frames.
+
+    The caller has acquired one slot of ``slots`` for it: the first batch is
+    built in that one, every other batch queues for its own.
+    """
 
     def __init__(
         self,
         build: Callable[[int], Encoded],
         batches: Sequence[int],
         *,
+        slots: WorkSlots,
         prefetch: int,
         metrics: Metrics,
         headers: dict[str, str],
@@ -45,14 +57,17 @@ class FrameStreamResponse(Response):
         self._batches = batches
         self._prefetch = max(prefetch, 1)
         self._metrics = metrics
+        self._slots = slots
+        self._held = True  # the slot the caller acquired, until the first batch uses it
+        self._cut = False  # set when draining stopped the stream before its end
         self.init_headers(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the frames until the last one, or until the client disconnects."""
+        """Send the frames until the last one, until the client disconnects or the server drains."""
         channel_in, channel_out = anyio.create_memory_object_stream[Encoded](self._prefetch - 1)
         self._metrics.streams.inc()
         try:
-            async with anyio.create_task_group() as group:
+            async with self._slots.stream(), anyio.create_task_group() as group:
                 group.start_soon(self._produce, channel_in)
                 group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
                 await send(
@@ -63,15 +78,44 @@ class FrameStreamResponse(Response):
                         if not await _send_frame(send, encoded):
                             break
                     else:
-                        await send({"type": "http.response.body", "body": b""})
+                        await self._finish(send)
                 group.cancel_scope.cancel()
         finally:
+            self._give_back_held()
             self._metrics.streams.dec()
+
+    async def _finish(self, send: Send) -> None:
+        """End the body, unless draining cut the stream short (then leave it incomplete)."""
+        if self._cut:
+            logger.info("epoch stream: ended after a whole frame, the server is shutting down")
+            return
+        await send({"type": "http.response.body", "body": b""})
 
     async def _produce(self, channel: ObjectSendStream[Encoded]) -> None:
         async with channel:
             for batch in self._batches:
-                await channel.send(await run_in_threadpool(self._build, batch))
+                try:
+                    await self._take_slot()
+                except DrainingError:
+                    self._cut = True
+                    return
+                try:
+                    encoded = await run_in_threadpool(self._build, batch)
+                finally:
+                    self._slots.release()
+                await channel.send(encoded)
+
+    async def _take_slot(self) -> None:
+        """The caller's slot for the first batch, then a turn in the queue for each other."""
+        if self._held:
+            self._held = False
+            return
+        await self._slots.acquire(bounded=False)
+
+    def _give_back_held(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
 
 
 async def _send_frame(send: Send, encoded: Encoded) -> bool:

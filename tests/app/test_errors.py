@@ -183,17 +183,38 @@ def test_failed_load_says_why(make_app: MakeApp, tmp_path_factory: pytest.TempPa
 
 
 def test_overload_is_503_with_retry_after(make_app: MakeApp) -> None:
-    app = make_app(max_concurrency=1)
+    app = make_app(max_concurrency=1, queue_limit=0)
+    slots = app.state.services.slots
     with TestClient(app) as test_client:
         wait_ready(app)
-        with app.state.services.slots.hold():  # one heavy request in flight
-            busy = test_client.get(f"{BATCH}?{OK}&batch_size=4")
-            light = test_client.get("/v1/splits/train")
+        test_client.portal.call(slots.acquire)  # one heavy request in flight, none may wait
+        busy = test_client.get(f"{BATCH}?{OK}&batch_size=4")
+        light = test_client.get("/v1/splits/train")
+        test_client.portal.call(slots.release)
         again = test_client.get(f"{BATCH}?{OK}&batch_size=4")
     assert busy.status_code == 503
     assert busy.headers["retry-after"] == "1"
+    assert busy.headers["content-type"] == "application/problem+json"
+    assert "1 heavy requests are running and 0 waiting" in busy.json()["detail"]
     assert light.status_code == 200
     assert again.status_code == 200
+
+
+def test_draining_server_refuses_heavy_work_and_is_not_ready(make_app: MakeApp) -> None:
+    app = make_app()
+    with TestClient(app) as test_client:
+        wait_ready(app)
+        assert test_client.get("/readyz").status_code == 200
+        app.state.services.slots.drain()
+        ready = test_client.get("/readyz")
+        heavy = test_client.get(f"{BATCH}?{OK}&batch_size=4")
+        light = test_client.get("/v1/splits/train")
+    for response in (ready, heavy):
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert response.headers["connection"] == "close"
+        assert response.json()["code"] == "draining"
+    assert light.status_code == 200
 
 
 def test_unexpected_error_is_500_without_internals(make_app: MakeApp) -> None:
