@@ -54,7 +54,9 @@ def make_slots(
 
 
 def refused(metrics: Metrics, reason: str) -> float:
-    value = metrics.registry.get_sample_value("segserve_admission_refused_total", {"reason": reason})
+    value = metrics.registry.get_sample_value(
+        "segserve_admission_refused_total", {"reason": reason}
+    )
     return float(value or 0.0)
 
 
