@@ -19,14 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from segserve_client import SegClient
+from segserve_client.http import ParamValue
 
 from tests.client.live import LiveServer, _wait_ready, free_port, tiny_voc
 
 DRAIN_SECONDS = 30  # the bound of every wait for a draining replica to exit
 # Frames of about 4 MiB (1 x 3 x 640 x 480 float32 + label): a few fill the socket
 # buffers, so the stream is still being built when SIGTERM arrives.
-STREAM = {"height": 640, "width": 480, "small": "pad", "batch_size": 1, "dtype": "float32"}
-EPOCH = {"height": 32, "width": 48, "batch_size": 2, "seed": 5}
+STREAM: dict[str, ParamValue] = {"height": 640, "width": 480, "small": "pad", "batch_size": 1, "dtype": "float32"}
+EPOCH: dict[str, int] = {"height": 32, "width": 48, "batch_size": 2, "seed": 5}
 
 
 @pytest.fixture(scope="module")

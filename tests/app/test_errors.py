@@ -187,10 +187,12 @@ def test_overload_is_503_with_retry_after(make_app: MakeApp) -> None:
     slots = app.state.services.slots
     with TestClient(app) as test_client:
         wait_ready(app)
-        test_client.portal.call(slots.acquire)  # one heavy request in flight, none may wait
+        portal = test_client.portal
+        assert portal is not None
+        portal.call(slots.acquire)  # one heavy request in flight, none may wait
         busy = test_client.get(f"{BATCH}?{OK}&batch_size=4")
         light = test_client.get("/v1/splits/train")
-        test_client.portal.call(slots.release)
+        portal.call(slots.release)
         again = test_client.get(f"{BATCH}?{OK}&batch_size=4")
     assert busy.status_code == 503
     assert busy.headers["retry-after"] == "1"
