@@ -1,20 +1,22 @@
 """Query parameters shared by crops, batches and epoch streams, each with its range.
 
 The OpenAPI document (and so the 422 messages of :mod:`app.validation`) takes its
-ranges from these declarations; deployment limits that settings may lower
-(batch size, crop pixels) are checked again by :mod:`service.params`.
+ranges from these declarations; the deployment's limits (batch size, crop
+pixels) come from the settings alone: :mod:`service.params` checks them and
+:func:`document_limits` writes them into the OpenAPI document.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Final
 
 from fastapi import Depends, Query
 
 from app.deps import SettingsDep
+from service.config import Settings
 from service.errors import InvalidParameterError
 from service.params import (
-    DEFAULT_MAX_BATCH_SIZE,
     MAX_SCALE,
     SEED_LIMIT,
     BatchSpec,
@@ -76,9 +78,13 @@ LayoutQuery = Annotated[
     Layout | None,
     Query(description="Image layout; default `nhwc` for uint8, `nchw` for float32."),
 ]
+# Its maximum is the server's SEGSERVE_MAX_BATCH_SIZE: checked by validate_batch,
+# written into the OpenAPI document by document_limits.
 BatchSize = Annotated[
     int,
-    Query(ge=1, le=DEFAULT_MAX_BATCH_SIZE, description="Samples per batch.", examples=[64]),
+    Query(
+        ge=1, description="Samples per batch, at most the server's limit (maximum).", examples=[64]
+    ),
 ]
 ShuffleQuery = Annotated[bool, Query(description="Shuffle the epoch's order by (seed, epoch).")]
 DropLastQuery = Annotated[
@@ -136,3 +142,20 @@ def batch_spec(
 
 
 BatchSpecDep = Annotated[BatchSpec, Depends(batch_spec)]
+
+
+# Query parameters whose maximum is a setting, and that setting.
+SETTING_MAXIMA: Final[Mapping[str, Callable[[Settings], int]]] = {
+    "batch_size": lambda settings: settings.max_batch_size,
+}
+
+
+def document_limits(openapi: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Write the settings' limits into the parameters' schemas (``maximum``) of ``openapi``."""
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                maximum = SETTING_MAXIMA.get(parameter.get("name", ""))
+                if maximum is not None and parameter.get("in") == "query":
+                    parameter.setdefault("schema", {})["maximum"] = maximum(settings)
+    return openapi

@@ -22,8 +22,6 @@ Layout = Literal["nhwc", "nchw"]
 
 SEED_LIMIT: Final = 2**63
 MAX_SCALE: Final = 16.0
-DEFAULT_MAX_CROP_PIXELS: Final = 4096 * 4096
-DEFAULT_MAX_BATCH_SIZE: Final = 256
 
 
 def _require_int(name: str, value: object, low: int, high: int | None = None) -> None:
@@ -169,7 +167,7 @@ def check_seed(seed: object) -> None:
     _require_int("seed", seed, 0, SEED_LIMIT - 1)
 
 
-def validate_crop(crop: CropSpec, max_crop_pixels: int = DEFAULT_MAX_CROP_PIXELS) -> CropSpec:
+def validate_crop(crop: CropSpec, max_crop_pixels: int) -> CropSpec:
     """Check the deployment's limit on ``height * width``; returns ``crop``."""
     pixels = crop.height * crop.width
     if pixels > max_crop_pixels:
@@ -182,12 +180,12 @@ def validate_crop(crop: CropSpec, max_crop_pixels: int = DEFAULT_MAX_CROP_PIXELS
     return crop
 
 
-def validate_batch(
-    spec: BatchSpec,
-    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
-    max_crop_pixels: int = DEFAULT_MAX_CROP_PIXELS,
-) -> BatchSpec:
+def validate_batch(spec: BatchSpec, max_batch_size: int, max_crop_pixels: int) -> BatchSpec:
     """Check the deployment's limits on the batch size and the crop size; returns ``spec``."""
-    _require_int("batch_size", spec.batch_size, 1, max_batch_size)
+    if spec.batch_size > max_batch_size:  # worded as the OpenAPI range of batch_size is
+        raise InvalidParameterError(
+            "batch_size",
+            f"must be an integer between 1 and {max_batch_size}, got {spec.batch_size}",
+        )
     validate_crop(spec.crop, max_crop_pixels)
     return spec

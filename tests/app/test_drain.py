@@ -26,7 +26,13 @@ from tests.client.live import LiveServer, _wait_ready, free_port, tiny_voc
 DRAIN_SECONDS = 30  # the bound of every wait for a draining replica to exit
 # Frames of about 4 MiB (1 x 3 x 640 x 480 float32 + label): a few fill the socket
 # buffers, so the stream is still being built when SIGTERM arrives.
-STREAM: dict[str, ParamValue] = {"height": 640, "width": 480, "small": "pad", "batch_size": 1, "dtype": "float32"}
+STREAM: dict[str, ParamValue] = {
+    "height": 640,
+    "width": 480,
+    "small": "pad",
+    "batch_size": 1,
+    "dtype": "float32",
+}
 EPOCH: dict[str, int] = {"height": 32, "width": 48, "batch_size": 2, "seed": 5}
 
 

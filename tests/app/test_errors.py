@@ -232,3 +232,23 @@ def test_unexpected_error_is_500_without_internals(make_app: MakeApp) -> None:
     assert response.headers["content-type"] == "application/problem+json"
     assert "secret" not in response.text
     assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize("limit", [8, 300])  # below and above the default (drop_last=false:
+# the test split has fewer samples)
+def test_the_batch_size_limit_is_the_setting(make_app: MakeApp, limit: int) -> None:
+    app = make_app(max_batch_size=limit, max_crop_pixels=64 * 64)
+    with TestClient(app) as test_client:
+        wait_ready(app)
+        query = f"{BATCH}?height=4&width=4&small=pad&drop_last=false&batch_size="
+        largest = test_client.get(f"{query}{limit}")
+        beyond = test_client.get(f"{query}{limit + 1}")
+        schema = test_client.get("/openapi.json").json()
+    assert largest.status_code == 200, largest.text
+    assert beyond.status_code == 422
+    assert beyond.json()["detail"] == (
+        f"batch_size: must be an integer between 1 and {limit}, got {limit + 1}"
+    )
+    parameters = schema["paths"]["/v1/splits/{split}/batches/{batch}"]["get"]["parameters"]
+    (batch_size,) = [p for p in parameters if p["name"] == "batch_size"]
+    assert batch_size["schema"]["maximum"] == limit
