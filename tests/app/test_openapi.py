@@ -48,6 +48,7 @@ def test_each_problem_response_shows_an_example_of_its_own_status(token: str | N
                 continue
             example = response["content"][PROBLEM_MEDIA_TYPE]["example"]
             assert example["status"] == int(status), (path, status)
-            assert example["detail"] and example["title"], (path, status)
+            assert example["detail"], (path, status)
+            assert example["title"], (path, status)
             seen.add(int(status))
     assert seen >= {404, 422, 503} | ({401} if token else set())
