@@ -15,7 +15,7 @@ from app.drain import drain_on_sigterm
 from app.metrics import MetricsMiddleware
 from app.problems import drop_status, install_problem_handlers, move_problems_to_problem_json
 from app.queries import document_limits
-from app.routes import batches, crops, dataset, health, samples
+from app.routes import batches, crops, dataset, health, samples, stats
 from app.state import DatasetLoader, Services
 from service.config import Settings
 
@@ -34,6 +34,7 @@ TAGS = [
     {"name": "samples", "description": "Splits and single samples: images and labels."},
     {"name": "crops", "description": "Random crop pairs, one at a time."},
     {"name": "batches", "description": "Deterministic training batches and epoch streams."},
+    {"name": "statistics", "description": "Class counts, weights and per-image class presence."},
     {"name": "operations", "description": "Liveness, readiness and metrics."},
 ]
 
@@ -72,7 +73,7 @@ def create_app_with_config(settings: Settings) -> FastAPI:
     # The bearer scheme only when there is a token: the OpenAPI document then declares it.
     guards = [Depends(require_token)] if settings.api_token is not None else []
     v1 = APIRouter(dependencies=[*guards, Depends(reject_unknown_query)])
-    for module in (dataset, samples, crops, batches):
+    for module in (dataset, samples, stats, crops, batches):
         v1.include_router(module.router)
     app.include_router(v1)
     _complete_openapi(app, settings)

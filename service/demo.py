@@ -93,7 +93,7 @@ def render_sample(seed: int, index: int) -> tuple[U8Array, U8Array]:
     image = np.clip(canvas, 0, 255, out=canvas).astype(np.uint8)
     classes = np.array([0, *(obj.label for obj in objects)], dtype=np.uint8)
     label = classes[ids]
-    label[_borders(ids)] = IGNORE_INDEX
+    label[border_band(ids)] = IGNORE_INDEX
     return image, label
 
 
@@ -207,7 +207,7 @@ def _noise_tile(seed: int) -> F32Array:
     return tile
 
 
-def _borders(ids: U8Array) -> npt.NDArray[np.bool_]:
+def border_band(ids: U8Array) -> npt.NDArray[np.bool_]:
     """A band ``_BORDER`` px wide centred on every boundary between two objects or background."""
     edge = np.zeros(ids.shape, dtype=bool)
     edge[:, :-1] = ids[:, :-1] != ids[:, 1:]
