@@ -18,9 +18,8 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Final
 
-from tqdm import tqdm
-
 from service.decode import DecodeJob, decode_into
+from service.progress import Progress, as_progress
 
 # Samples per task: large enough to amortise a task's round trip, small enough
 # to keep the workers evenly busy to the end and the progress bar moving.
@@ -75,18 +74,18 @@ def decode_all(
     images_file: Path,
     labels_file: Path,
     *,
-    progress: bool = False,
+    progress: Progress | bool = False,
     workers: int | None = None,
 ) -> dict[str, str | None]:
     """Decode every job into the cache files: name -> exclusion reason, or None when decoded."""
     chunks = [jobs[start : start + CHUNK_SIZE] for start in range(0, len(jobs), CHUNK_SIZE)]
     processes = worker_count(workers, len(jobs))
     outcomes: dict[str, str | None] = {}
-    with tqdm(total=len(jobs), desc="decoding", unit="sample", disable=not progress) as bar:
+    with as_progress(progress).phase("decoding", len(jobs), "images") as advance:
         if processes == 1:
             for chunk in chunks:
                 outcomes.update(decode_into(chunk, images_file, labels_file))
-                bar.update(len(chunk))
+                advance(len(chunk))
             return outcomes
         with ProcessPoolExecutor(processes, mp_context=_start_context()) as pool:
             futures = [
@@ -95,5 +94,5 @@ def decode_all(
             for future in as_completed(futures):
                 done = future.result()
                 outcomes.update(done)
-                bar.update(len(done))
+                advance(len(done))
     return outcomes
