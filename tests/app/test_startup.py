@@ -1,4 +1,4 @@
-"""Start-up that tells: /readyz names the loading phase with done / total, and the log the phases."""
+"""Start-up that tells: /readyz gives the loading phase with done / total; the log, each phase."""
 
 from __future__ import annotations
 
