@@ -25,6 +25,7 @@ from service.params import (
     Layout,
     Small,
     Void,
+    check_batch_size,
     parse_scale,
     validate_batch,
     validate_crop,
@@ -80,12 +81,20 @@ LayoutQuery = Annotated[
 ]
 # Its maximum is the server's SEGSERVE_MAX_BATCH_SIZE: checked by validate_batch,
 # written into the OpenAPI document by document_limits.
-BatchSize = Annotated[
+BatchSizeQuery = Annotated[
     int,
     Query(
         ge=1, description="Samples per batch, at most the server's limit (maximum).", examples=[64]
     ),
 ]
+
+
+def batch_size_query(settings: SettingsDep, batch_size: BatchSizeQuery = 64) -> int:
+    """``batch_size``, checked against the deployment's limit."""
+    return check_batch_size(batch_size, settings.max_batch_size)
+
+
+BatchSize = Annotated[int, Depends(batch_size_query)]
 ShuffleQuery = Annotated[bool, Query(description="Shuffle the epoch's order by (seed, epoch).")]
 DropLastQuery = Annotated[
     bool,
@@ -127,7 +136,7 @@ def check_batch_bytes(batch_size: int, crop: CropSpec, dtype: Dtype, limit: int)
 def batch_spec(
     settings: SettingsDep,
     crop: CropSpecDep,
-    batch_size: BatchSize = 64,
+    batch_size: BatchSize,
     seed: SeedQuery = 0,
     shuffle: ShuffleQuery = True,
     drop_last: DropLastQuery = True,

@@ -180,12 +180,17 @@ def validate_crop(crop: CropSpec, max_crop_pixels: int) -> CropSpec:
     return crop
 
 
+def check_batch_size(batch_size: int, max_batch_size: int) -> int:
+    """Raise unless ``1 <= batch_size <= max_batch_size`` (worded as its OpenAPI range is)."""
+    if not 1 <= batch_size <= max_batch_size:
+        raise InvalidParameterError(
+            "batch_size", f"must be an integer between 1 and {max_batch_size}, got {batch_size}"
+        )
+    return batch_size
+
+
 def validate_batch(spec: BatchSpec, max_batch_size: int, max_crop_pixels: int) -> BatchSpec:
     """Check the deployment's limits on the batch size and the crop size; returns ``spec``."""
-    if spec.batch_size > max_batch_size:  # worded as the OpenAPI range of batch_size is
-        raise InvalidParameterError(
-            "batch_size",
-            f"must be an integer between 1 and {max_batch_size}, got {spec.batch_size}",
-        )
+    check_batch_size(spec.batch_size, max_batch_size)
     validate_crop(spec.crop, max_crop_pixels)
     return spec

@@ -50,10 +50,10 @@ Side = Annotated[
 @router.get("/{split}", summary="A split", responses=_ERRORS)
 def split_info(
     split: SplitDep,
+    batch_size: BatchSize,
     height: Side = None,
     width: Side = None,
     small: SmallQuery = "drop",
-    batch_size: BatchSize = 64,
     drop_last: DropLastQuery = True,
 ) -> SplitInfo:
     """Size; samples usable for a `height` x `width` crop; batches per epoch of `batch_size`."""
