@@ -30,9 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from segserve_client import BatchRequest, SegClient
 from segserve_client.gluon import VOCBatches
-from segserve_client.http import SegClient
-from segserve_client.loader import BatchLoader
 from segserve_client.protocol import wire
 
 from bench.protocol import Message, now, serve, stamps_since
@@ -41,42 +40,37 @@ SPLIT = "train"
 MODES = ("uint8", "stream", "gluon-uint8", "gluon-float32")
 
 
-def _crop_params(command: Message) -> dict[str, Any]:
-    return {k: int(command[k]) for k in ("batch_size", "height", "width")}
+def _request(command: Message) -> BatchRequest:
+    height, width, batch_size = (int(command[k]) for k in ("height", "width", "batch_size"))
+    return BatchRequest(height, width, batch_size=batch_size)
 
 
 class Trainer:
     """A trainer's side of one delivery mode: a client, and for Gluon its ``VOCBatches``."""
 
-    def __init__(self, url: str, mode: str, crop: dict[str, Any]) -> None:
+    def __init__(self, url: str, mode: str, request: BatchRequest) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
         self.mode = mode
-        self.crop = crop
-        self.client = SegClient(url.split(","))
+        self.request = request
+        self.client = SegClient(url)
         self.gluon: VOCBatches | None = None
         if mode.startswith("gluon-"):
-            self.gluon = VOCBatches(
-                self.client, SPLIT, batch_size=crop["batch_size"],
-                crop_size=(crop["height"], crop["width"]), shuffle=True,
-                transport="float32" if mode == "gluon-float32" else "uint8",
-            )  # fmt: skip
-
-    def query(self) -> dict[str, Any]:
-        """The batch query parameters this mode's loader sends."""
-        if self.gluon is not None:
-            return dict(self.gluon.loader(0).params)
-        return dict(BatchLoader(self.client, SPLIT, **self.crop).params)
+            dtype = "float32" if mode == "gluon-float32" else "uint8"
+            # the chapter's labels: border pixels 0, as load_data_voc asks for them
+            gluon = request.replace(void="background", dtype=dtype)
+            self.gluon = VOCBatches(self.client, SPLIT, gluon)
+            self.request = gluon
 
     def epoch(self, number: int) -> Iterator[Any]:
         """The first array of every batch of epoch ``number``, as the trainer gets it."""
         if self.gluon is not None:
-            self.gluon.epoch = number
+            self.gluon.set_epoch(number)
             return _ndarrays(self.gluon)
         if self.mode == "stream":
-            stream = self.client.stream_epoch(SPLIT, number, **self.crop)
+            stream = self.client.stream_epoch(SPLIT, number, self.request)
             return (batch.image for batch in stream)
-        loader = BatchLoader(self.client, SPLIT, epoch=number, **self.crop)
+        loader = self.client.loader(SPLIT, self.request.replace(epoch=number))
         return (batch.image for batch in loader)
 
 
@@ -97,7 +91,7 @@ class ClientProbe:
         """The trainer for the command's url and mode, started on first use."""
         key = (str(command["url"]), str(command["mode"]))
         if key not in self.trainers:
-            self.trainers[key] = Trainer(*key, _crop_params(command))
+            self.trainers[key] = Trainer(*key, _request(command))
         return self.trainers[key]
 
     def epoch(self, command: Message) -> Message:
@@ -114,7 +108,7 @@ class ClientProbe:
     def batch_bytes(self, command: Message) -> Message:
         """Bytes of one batch of the mode on the wire (safetensors body; stream frame prefix)."""
         trainer = self.trainer(command)
-        batch = trainer.client.batch(SPLIT, 0, **trainer.query())
+        batch = trainer.client.batch(SPLIT, 0, trainer.request)
         nbytes = wire.encode(batch.tensors, batch.metadata).nbytes
         return {"bytes": nbytes + (8 if trainer.mode == "stream" else 0)}
 
@@ -132,11 +126,12 @@ def latency(command: Message) -> Message:
     seconds: list[float] = []
     start = int(command.get("start", 0))
     with SegClient(command["url"]) as client:
-        per_epoch = client.num_batches(SPLIT, **_crop_params(command))
+        request = _request(command)
+        per_epoch = client.num_batches(SPLIT, request)
         for i in range(start, start + int(command["count"])):
             epoch_number, number = divmod(i, per_epoch)
             started = now()
-            client.batch(SPLIT, number, epoch=epoch_number, **_crop_params(command))
+            client.batch(SPLIT, number, request, epoch=epoch_number)
             seconds.append(now() - started)
     return {"seconds": seconds, "batches_per_epoch": per_epoch}
 
