@@ -15,18 +15,18 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from segserve_client import SegClient
-from segserve_client.http import ParamValue
 
 from tests.client.live import LiveServer, _wait_ready, free_port, tiny_voc
 
 DRAIN_SECONDS = 30  # the bound of every wait for a draining replica to exit
 # Frames of about 4 MiB (1 x 3 x 640 x 480 float32 + label): a few fill the socket
 # buffers, so the stream is still being built when SIGTERM arrives.
-STREAM: dict[str, ParamValue] = {
+STREAM: dict[str, Any] = {
     "height": 640,
     "width": 480,
     "small": "pad",
