@@ -95,8 +95,12 @@ class Results:
         return next((s for s in self.throughput if s.key == key), None)
 
     def save(self, path: Path) -> None:
-        """Write the results as JSON."""
-        path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+        """Write the results as JSON, keeping the keys of phases that merge their own."""
+        document: dict[str, Any] = {}
+        if path.exists():
+            document = json.loads(path.read_text(encoding="utf-8"))
+        document.update(asdict(self))
+        path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> Results:
