@@ -12,7 +12,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help venv torch chromium serve test lint typecheck pytest browser-test format lock bench bench-small container-test clean
+.PHONY: help venv torch chromium serve test lint typecheck pytest browser-test format lock bench bench-small bench-trainers container-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -97,3 +97,6 @@ bench: venv  ## the benchmark against the chapter's pipeline (~5 min): bench/res
 bench-small: venv  ## a one-minute smoke run of the benchmark, written to bench/out/small
 	@sh bench/install-nginx.sh
 	$(VENV)/bin/python -m bench --preset small --out bench/out/small --work-dir bench/out/small/work
+
+bench-trainers: venv  ## only the many-trainers phase (~3 min), merged into bench/results.json and .md
+	$(VENV)/bin/python -m bench --preset full --phases trainers --out bench
