@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -61,7 +62,10 @@ def refused(metrics: Metrics, reason: str) -> float:
 
 
 def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(test())
+    """Run ``test`` on a new event loop, in a thread of its own: this thread may have one
+    running already (playwright's sync API leaves its loop in the main thread)."""
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, test()).result()
 
 
 def test_free_slots_are_taken_at_once() -> None:
