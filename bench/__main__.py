@@ -7,14 +7,17 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import trainers_report
 from bench.presets import PRESETS
 from bench.results import Results
-from bench.run import render, run
-from bench.sections import merge_markdown, read_json
+from bench.run import PHASES, render, run
 
-# Phases that run on their own and merge their results (the others form "core").
-PHASES = ("core", "trainers")
+
+def _phases(text: str) -> tuple[str, ...]:
+    chosen = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in chosen if name not in PHASES]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"phases are {', '.join(PHASES)}; got {text!r}")
+    return chosen
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -33,9 +36,10 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--phases",
-        default=",".join(PHASES),
-        help=f"comma-separated phases to run, of {', '.join(PHASES)} (default: all); "
-        "each merges its results into OUT/results.json and OUT/results.md",
+        default=PHASES,
+        type=_phases,
+        help=f"comma-separated, of {', '.join(PHASES)} (default: all); the other phases' "
+        "results are kept from OUT/results.json",
     )
     parser.add_argument(
         "--report-only",
@@ -48,27 +52,10 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the benchmark (or re-render a report) as the command line says."""
     args = parse(argv)
-    phases = [name.strip() for name in args.phases.split(",") if name.strip()]
-    unknown = sorted(set(phases) - set(PHASES))
-    if unknown:
-        raise SystemExit(f"python -m bench: unknown phase {unknown[0]!r}; of {', '.join(PHASES)}")
     if args.report_only:
         render(Results.load(args.out / "results.json"), args.out)
-        _render_sections(args.out)
         return
-    preset = PRESETS[args.preset]
-    if "core" in phases:
-        run(preset, args.out, args.work_dir)
-        _render_sections(args.out)
-    if "trainers" in phases:
-        trainers_report.run_phase(preset, args.out, args.work_dir)
-
-
-def _render_sections(out: Path) -> None:
-    """Put the merged phases' sections back into a freshly written results.md."""
-    document = read_json(out / "results.json", trainers_report.NAME)
-    if document is not None:
-        merge_markdown(out / "results.md", trainers_report.NAME, trainers_report.markdown(document))
+    run(PRESETS[args.preset], args.out, args.work_dir, args.phases)
 
 
 if __name__ == "__main__":
