@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Final
 
 from fastapi import Depends, Query
+from segserve_client.protocol.encoding import DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY
 
 from app.deps import SettingsDep
 from service.config import Settings
@@ -30,6 +31,7 @@ from service.params import (
     validate_batch,
     validate_crop,
 )
+from service.transport import ENCODINGS, Encoding, Transport, checked_transport
 
 MAX_SIDE: Final = 4096
 MAX_SEED: Final = SEED_LIMIT - 1
@@ -100,6 +102,26 @@ DropLastQuery = Annotated[
     bool,
     Query(description="Drop the last incomplete batch (the chapter's last_batch='discard')."),
 ]
+EncodingQuery = Annotated[
+    Encoding,
+    Query(
+        description="How image and label travel (safetensors only): `raw` arrays; `lossless` "
+        "(PNG Sub filter + zstd image, zstd label; decodes byte-identical to raw); "
+        "`jpeg` (JPEG 4:4:4 image at `quality`, zstd label). Encodings carry uint8 NHWC "
+        "images only. See docs/API.md, Encodings.",
+        examples=list(ENCODINGS),
+    ),
+]
+QualityQuery = Annotated[
+    int | None,
+    Query(
+        ge=MIN_QUALITY,
+        le=MAX_QUALITY,
+        description=f"JPEG quality {MIN_QUALITY}-{MAX_QUALITY} (default {DEFAULT_QUALITY}); "
+        "only with `encoding=jpeg`.",
+        examples=[DEFAULT_QUALITY],
+    ),
+]
 
 
 def crop_spec(
@@ -151,6 +173,16 @@ def batch_spec(
 
 
 BatchSpecDep = Annotated[BatchSpec, Depends(batch_spec)]
+
+
+def batch_transport(
+    spec: BatchSpecDep, encoding: EncodingQuery = "raw", quality: QualityQuery = None
+) -> Transport:
+    """The transport encoding of a batch or stream; 422 for a combination not served."""
+    return checked_transport(encoding, quality, spec.dtype, spec.layout)
+
+
+TransportDep = Annotated[Transport, Depends(batch_transport)]
 
 
 # Query parameters whose maximum is a setting, and that setting.
