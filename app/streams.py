@@ -1,9 +1,10 @@
 """The epoch stream: frames sent as they are built, a few built ahead, stopped on disconnect.
 
 Each frame is an 8-byte little-endian length and one batch in safetensors. A
-producer task builds batches in worker threads and hands them over through a
-channel holding at most ``prefetch - 1`` finished batches, so with the one being
-built and the one being sent at most ``prefetch + 1`` batches are in memory.
+producer task builds up to ``prefetch`` batches at once, each in a worker
+thread (so one stream uses as many cores as ``prefetch``: building and encoding
+release the GIL), and hands them over in order through an unbuffered channel:
+with the one being sent, at most ``prefetch + 1`` batches are in memory.
 Each batch is built holding a work slot (:mod:`app.admission`) taken for that
 batch alone, so a long stream takes its turn with batch requests.
 When the client goes away the whole task group is cancelled: the batch being
@@ -16,7 +17,9 @@ without the final chunk, so that no client can take it for a complete epoch.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import anyio
 from anyio.abc import ObjectSendStream
@@ -64,7 +67,7 @@ class FrameStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send the frames until the last one, until the client disconnects or the server drains."""
-        channel_in, channel_out = anyio.create_memory_object_stream[Encoded](self._prefetch - 1)
+        channel_in, channel_out = anyio.create_memory_object_stream[Encoded](0)
         self._metrics.streams.inc()
         try:
             async with self._slots.stream(), anyio.create_task_group() as group:
@@ -92,18 +95,29 @@ class FrameStreamResponse(Response):
         await send({"type": "http.response.body", "body": b""})
 
     async def _produce(self, channel: ObjectSendStream[Encoded]) -> None:
-        async with channel:
+        """Build ``prefetch`` batches at a time; send each, in order, when it is done."""
+        async with channel, anyio.create_task_group() as builders:
+            window: deque[_Pending] = deque()
             for batch in self._batches:
                 try:
                     await self._take_slot()
                 except DrainingError:
                     self._cut = True
-                    return
-                try:
-                    encoded = await run_in_threadpool(self._build, batch)
-                finally:
-                    self._slots.release()
-                await channel.send(encoded)
+                    break
+                window.append(_Pending())
+                builders.start_soon(self._build_into, batch, window[-1])
+                if len(window) >= self._prefetch:
+                    await channel.send(await window.popleft().result())
+            while window:
+                await channel.send(await window.popleft().result())
+
+    async def _build_into(self, batch: int, pending: _Pending) -> None:
+        """Build one batch in a worker thread, then give its slot back."""
+        try:
+            pending.encoded = await run_in_threadpool(self._build, batch)
+        finally:
+            self._slots.release()
+        pending.done.set()
 
     async def _take_slot(self) -> None:
         """The caller's slot for the first batch, then a turn in the queue for each other."""
@@ -116,6 +130,20 @@ class FrameStreamResponse(Response):
         if self._held:
             self._held = False
             self._slots.release()
+
+
+@dataclass
+class _Pending:
+    """A batch being built: set once its encoded body is there."""
+
+    done: anyio.Event = field(default_factory=anyio.Event)
+    encoded: Encoded | None = None
+
+    async def result(self) -> Encoded:
+        """The encoded batch, once built."""
+        await self.done.wait()
+        assert self.encoded is not None  # set before done
+        return self.encoded
 
 
 async def _send_frame(send: Send, encoded: Encoded) -> bool:
