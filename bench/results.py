@@ -151,6 +151,7 @@ class Results:
     growth: list[GrowthSize] = field(default_factory=list)
     nginx: NginxRun = field(default_factory=NginxRun)
     scaleout: ScaleoutRun = field(default_factory=ScaleoutRun)
+    codecs: dict[str, Any] = field(default_factory=dict)  # see bench.codecs
     # The many-trainers phase (bench.trainers_report): its document, as measured.
     trainers: dict[str, Any] = field(default_factory=dict)
 
@@ -178,6 +179,7 @@ class Results:
             growth=[GrowthSize(**g) for g in document["growth"]],
             nginx=_nginx(document.get("nginx")),
             scaleout=_scaleout(document.get("scaleout")),
+            codecs=dict(document.get("codecs") or {}),
             trainers=document.get("trainers") or {},
         )
 

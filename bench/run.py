@@ -10,14 +10,14 @@
 5. growth: time per batch on the base and the larger dataset (:mod:`bench.growth`);
 6. scale-out: 1, 2 and 4 replicas reached by the client directly and through
    nginx, with the per-core figure (:mod:`bench.scaleout`);
-
 7. many trainers: 1, 4 and 16 trainer processes on one server and on two
    replicas (:mod:`bench.trainers`);
 8. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
 
-Phases 1-5 are ``core``, 6 is ``scaleout``, 7 is ``trainers``; each can run alone. A run of only
-some phases keeps the other phases' results from the ``results.json`` already
-in the output folder.
+Phases 1-5 are ``core``, 6 is ``scaleout``, 7 is ``trainers``, and ``codecs``
+(:mod:`bench.codecs`: bytes per sample, encode and decode times of each
+transport encoding); each can run alone. A run of only some phases keeps the
+other phases' results from the ``results.json`` already in the output folder.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
+from bench.codecs import codecs_section, measure_codecs
 from bench.growth import measure_growth
 from bench.nginx import measure_nginx
 from bench.plot import write_plot
@@ -82,7 +83,7 @@ def measure(preset: Preset, space: Workspace) -> Results:
     return results
 
 
-PHASES = ("core", "scaleout", "trainers")
+PHASES = ("core", "scaleout", "codecs", "trainers")
 
 
 def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES) -> Results:
@@ -99,6 +100,8 @@ def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES)
         results = previous(out, preset)
     if "scaleout" in phases:
         results.scaleout = measure_scaleout(space, preset)
+    if "codecs" in phases:
+        results.codecs = measure_codecs(4 if preset.name == "full" else 1)
     if "trainers" in phases:
         results.trainers = measure_trainers_phase(space, preset)
     results.save(out / "results.json")
@@ -120,6 +123,10 @@ def previous(out: Path, preset: Preset) -> Results:
 
 def render(results: Results, out: Path) -> None:
     """Write the report and the plot of ``results`` into ``out``."""
-    sections = [scaleout_section(results), trainers_section(results)]
+    sections = [
+        scaleout_section(results),
+        codecs_section(results.codecs),
+        trainers_section(results),
+    ]
     write_report(results, out / "results.md", plot_name="results.png", sections=sections)
     write_plot(results, out / "results.png")
