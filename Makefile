@@ -103,3 +103,6 @@ bench-small: venv  ## a one-minute smoke run of the benchmark, written to bench/
 
 bench-trainers: venv  ## only the many-trainers phase (~3 min); other phases' results are kept
 	$(VENV)/bin/python -m bench --preset full --phases trainers --out bench
+
+bench-recipes: venv  ## cost per batch of photometric and cat_max_ratio vs a plain batch, merged into bench/results.*
+	$(VENV)/bin/python -m bench --preset full --phases recipes --out bench

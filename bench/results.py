@@ -152,6 +152,7 @@ class Results:
     nginx: NginxRun = field(default_factory=NginxRun)
     scaleout: ScaleoutRun = field(default_factory=ScaleoutRun)
     codecs: dict[str, Any] = field(default_factory=dict)  # see bench.codecs
+    recipes: dict[str, Any] = field(default_factory=dict)  # bench.recipes.document
     # The many-trainers phase (bench.trainers_report): its document, as measured.
     trainers: dict[str, Any] = field(default_factory=dict)
 
@@ -180,6 +181,7 @@ class Results:
             nginx=_nginx(document.get("nginx")),
             scaleout=_scaleout(document.get("scaleout")),
             codecs=dict(document.get("codecs") or {}),
+            recipes=dict(document.get("recipes") or {}),
             trainers=document.get("trainers") or {},
         )
 

@@ -10,11 +10,13 @@
 5. growth: time per batch on the base and the larger dataset (:mod:`bench.growth`);
 6. scale-out: 1, 2 and 4 replicas reached by the client directly and through
    nginx, with the per-core figure (:mod:`bench.scaleout`);
-7. many trainers: 1, 4 and 16 trainer processes on one server and on two
+7. recipes: the cost per batch of ``photometric`` and ``cat_max_ratio``
+   against a plain batch (:mod:`bench.recipes`);
+8. many trainers: 1, 4 and 16 trainer processes on one server and on two
    replicas (:mod:`bench.trainers`);
-8. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
+9. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
 
-Phases 1-5 are ``core``, 6 is ``scaleout``, 7 is ``trainers``, and ``codecs``
+Phases 1-5 are ``core``, 6 is ``scaleout``, 7 ``recipes``, 8 ``trainers``, and ``codecs``
 (:mod:`bench.codecs`: bytes per sample, encode and decode times of each
 transport encoding); each can run alone. A run of only some phases keeps the
 other phases' results from the ``results.json`` already in the output folder.
@@ -35,6 +37,7 @@ from bench.nginx import measure_nginx
 from bench.plot import write_plot
 from bench.presets import Preset
 from bench.protocol import Probe
+from bench.recipes import measure_recipes, recipes_section
 from bench.report import write_report
 from bench.results import Environment, Results
 from bench.scaleout import measure_scaleout
@@ -83,7 +86,7 @@ def measure(preset: Preset, space: Workspace) -> Results:
     return results
 
 
-PHASES = ("core", "scaleout", "codecs", "trainers")
+PHASES = ("core", "scaleout", "codecs", "recipes", "trainers")
 
 
 def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES) -> Results:
@@ -102,6 +105,8 @@ def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES)
         results.scaleout = measure_scaleout(space, preset)
     if "codecs" in phases:
         results.codecs = measure_codecs(4 if preset.name == "full" else 1)
+    if "recipes" in phases:
+        results.recipes = measure_recipes(space, preset)
     if "trainers" in phases:
         results.trainers = measure_trainers_phase(space, preset)
     results.save(out / "results.json")
@@ -126,6 +131,7 @@ def render(results: Results, out: Path) -> None:
     sections = [
         scaleout_section(results),
         codecs_section(results.codecs),
+        recipes_section(results.recipes),
         trainers_section(results),
     ]
     write_report(results, out / "results.md", plot_name="results.png", sections=sections)
