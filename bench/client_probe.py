@@ -9,13 +9,16 @@ Commands:
 ``epoch`` (url, mode, epoch, batch_size, height, width)
     ``url``: one server URL, or several separated by commas (the client
     spreads its requests over them). One epoch of the train split, and when
-    each batch was in hand. Modes:
+    each batch was in hand (``max_batches``, optional: stop after that many). Modes:
     ``uint8`` (``BatchLoader``: uint8 NHWC numpy arrays), ``stream`` (the
     epoch stream endpoint, uint8), ``gluon-uint8`` and ``gluon-float32``
     (``segserve_client.gluon``'s iterable: float32 NCHW ``mx.nd.NDArray``, normalised
     by the client or by the server).
+    ``encoding`` (optional, default ``raw``): the transport encoding asked for.
 ``batch_bytes`` (the same fields)
     the size on the wire of one batch of that mode.
+``body_bytes`` (the same fields)
+    the size of batch 0's HTTP body as the server sends it (encoded or not).
 ``latency`` (url, start, count, batch_size, height, width)
     ``count`` batches fetched one after another (no prefetch), each timed.
 ``open_dataset`` (root, cache_dir, repeats)
@@ -26,6 +29,8 @@ Commands:
 
 from __future__ import annotations
 
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,7 @@ from segserve_client.protocol import wire
 from bench.protocol import Message, now, serve, stamps_since
 
 SPLIT = "train"
+RAW = "raw"
 MODES = ("uint8", "stream", "gluon-uint8", "gluon-float32")
 
 
@@ -48,11 +54,13 @@ def _crop_params(command: Message) -> dict[str, Any]:
 class Trainer:
     """A trainer's side of one delivery mode: a client, and for Gluon its ``VOCBatches``."""
 
-    def __init__(self, url: str, mode: str, crop: dict[str, Any]) -> None:
+    def __init__(self, url: str, mode: str, crop: dict[str, Any], encoding: str = RAW) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
         self.mode = mode
         self.crop = crop
+        # Only asked for when not raw, so that raw runs on clients without encodings.
+        self.transport: dict[str, Any] = {} if encoding == RAW else {"encoding": encoding}
         self.client = SegClient(url.split(","))
         self.gluon: VOCBatches | None = None
         if mode.startswith("gluon-"):
@@ -60,13 +68,14 @@ class Trainer:
                 self.client, SPLIT, batch_size=crop["batch_size"],
                 crop_size=(crop["height"], crop["width"]), shuffle=True,
                 transport="float32" if mode == "gluon-float32" else "uint8",
+                **self.transport,
             )  # fmt: skip
 
     def query(self) -> dict[str, Any]:
         """The batch query parameters this mode's loader sends."""
         if self.gluon is not None:
             return dict(self.gluon.loader(0).params)
-        return dict(BatchLoader(self.client, SPLIT, **self.crop).params)
+        return dict(BatchLoader(self.client, SPLIT, **self.crop, **self.transport).params)
 
     def epoch(self, number: int) -> Iterator[Any]:
         """The first array of every batch of epoch ``number``, as the trainer gets it."""
@@ -74,9 +83,9 @@ class Trainer:
             self.gluon.epoch = number
             return _ndarrays(self.gluon)
         if self.mode == "stream":
-            stream = self.client.stream_epoch(SPLIT, number, **self.crop)
+            stream = self.client.stream_epoch(SPLIT, number, **self.crop, **self.transport)
             return (batch.image for batch in stream)
-        loader = BatchLoader(self.client, SPLIT, epoch=number, **self.crop)
+        loader = BatchLoader(self.client, SPLIT, epoch=number, **self.crop, **self.transport)
         return (batch.image for batch in loader)
 
 
@@ -91,13 +100,15 @@ class ClientProbe:
     """The commands of this process, over the trainers it has started."""
 
     def __init__(self) -> None:
-        self.trainers: dict[tuple[str, str], Trainer] = {}
+        self.trainers: dict[tuple[str, str, str], Trainer] = {}
 
     def trainer(self, command: Message) -> Trainer:
         """The trainer for the command's url and mode, started on first use."""
-        key = (str(command["url"]), str(command["mode"]))
+        url, mode = str(command["url"]), str(command["mode"])
+        encoding = str(command.get("encoding", RAW))
+        key = (url, mode, encoding)
         if key not in self.trainers:
-            self.trainers[key] = Trainer(*key, _crop_params(command))
+            self.trainers[key] = Trainer(url, mode, _crop_params(command), encoding)
         return self.trainers[key]
 
     def epoch(self, command: Message) -> Message:
@@ -106,9 +117,12 @@ class ClientProbe:
         stamps: list[float] = []
         samples = 0
         started = now()
+        limit = int(command.get("max_batches", 0))
         for features in trainer.epoch(int(command["epoch"])):
             stamps.append(now())
             samples += int(features.shape[0])
+            if limit and len(stamps) >= limit:
+                break
         return {"samples": samples, "stamps": stamps_since(started, stamps)}
 
     def batch_bytes(self, command: Message) -> Message:
@@ -117,6 +131,14 @@ class ClientProbe:
         batch = trainer.client.batch(SPLIT, 0, **trainer.query())
         nbytes = wire.encode(batch.tensors, batch.metadata).nbytes
         return {"bytes": nbytes + (8 if trainer.mode == "stream" else 0)}
+
+    def body_bytes(self, command: Message) -> Message:
+        """Bytes of batch 0's body as the server sends it for the mode (and encoding)."""
+        trainer = self.trainer(command)
+        url = str(command["url"]).split(",")[0]
+        query = urllib.parse.urlencode({**trainer.query(), "epoch": 0})
+        with urllib.request.urlopen(f"{url}/v1/splits/{SPLIT}/batches/0?{query}") as answer:
+            return {"bytes": len(answer.read())}
 
     def close(self, _command: Message) -> Message:
         """Close every trainer's connections."""
@@ -168,6 +190,7 @@ def main() -> None:
     handlers = {
         "epoch": probe.epoch,
         "batch_bytes": probe.batch_bytes,
+        "body_bytes": probe.body_bytes,
         "close": probe.close,
         "latency": latency,
         "open_dataset": open_dataset,

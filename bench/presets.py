@@ -15,6 +15,10 @@ class Preset:
     ``nginx_modes``: the client modes measured through nginx (:mod:`bench.nginx`).
     ``growth_*``: the base dataset of the growth check (``growth_factor`` times
     it is the large one) and how many batches each size is timed on.
+    ``link_*``: the link phase (:mod:`bench.link`): its natural-photograph data
+    set, the emulated link rates (bits/s), rounds, batches per epoch (0: the
+    whole epoch), WebDataset's DataLoader workers and whether the chapter's
+    pipeline runs alongside.
     """
 
     name: str
@@ -34,6 +38,13 @@ class Preset:
     chapter_workers: tuple[int, ...] = (0, 2)
     server_workers: tuple[int, ...] = (1, 2)
     nginx_modes: tuple[str, ...] = ("uint8", "gluon-uint8")
+    link_train: int = 1464
+    link_val: int = 1449
+    link_rates: tuple[int, ...] = (10**9, 10**10)
+    link_rounds: int = 3
+    link_batches: int = 0
+    link_wds_workers: tuple[int, ...] = (0, 2)
+    link_chapter: bool = True
 
     @property
     def fields(self) -> dict[str, int]:
@@ -67,5 +78,11 @@ PRESETS: Final[dict[str, Preset]] = {
         growth_val=8,
         growth_factor=2,
         growth_batches=4,
+        link_train=128,
+        link_val=8,
+        link_rates=(10**9,),
+        link_rounds=1,
+        link_batches=2,
+        link_chapter=False,
     ),
 }

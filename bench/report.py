@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from bench.linkreport import link_section
 from bench.memory import ProcessMemory
 from bench.results import Results
 from bench.stats import Series, median, percentile
@@ -293,7 +294,7 @@ def growth_section(results: Results) -> list[str]:
 def write_report(results: Results, path: Path, *, plot_name: str) -> None:
     """Write ``results.md`` for ``results``; the plot is linked as ``plot_name``."""
     lines = header(results) + targets_section(results) + throughput_section(results)
-    lines += nginx_section(results)
+    lines += nginx_section(results) + link_section(results.link)
     lines += startup_section(results) + memory_section(results) + growth_section(results)
     lines += ["", f"![samples/s per configuration]({plot_name})", ""]
     path.write_text("\n".join(lines), encoding="utf-8")

@@ -8,7 +8,13 @@
 4. nginx: the same client through nginx in front of 1 and 2 replicas, and
    given both replicas directly (:mod:`bench.nginx`);
 5. growth: time per batch on the base and the larger dataset (:mod:`bench.growth`);
-6. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
+6. link: segserve's encodings, WebDataset and the chapter on natural
+   photographs, over loopback and emulated 1 and 10 Gbit/s links (:mod:`bench.link`);
+7. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
+
+Phases 1-5 are ``core``, 6 is ``link``; either can run alone. A run of only
+some phases keeps the other phases' results from the ``results.json`` already
+in the output folder.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from bench.growth import measure_growth
+from bench.link import measure_link
 from bench.nginx import measure_nginx
 from bench.plot import write_plot
 from bench.presets import Preset
@@ -49,8 +56,11 @@ def environment(preset: Preset) -> Environment:
     )
 
 
+PHASES = ("core", "link")
+
+
 def measure(preset: Preset, space: Workspace) -> Results:
-    """Every phase of the benchmark, on a fresh set of caches."""
+    """The core phases of the benchmark, on a fresh set of caches."""
     results = Results(environment(preset))
     root = space.dataset(preset.train, preset.val, preset.seed)
     space.clean_caches()
@@ -70,17 +80,35 @@ def measure(preset: Preset, space: Workspace) -> Results:
     return results
 
 
-def run(preset: Preset, out: Path, work: Path) -> Results:
-    """Measure, then write ``results.json``, ``results.md`` and ``results.png`` into ``out``."""
+def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES) -> Results:
+    """Measure ``phases``, then write ``results.json``, ``results.md`` and ``results.png``
+    into ``out`` (keeping the results of the phases not run from the ``results.json`` there)."""
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    results = measure(preset, Workspace(work))
-    results.environment.load_after = list(os.getloadavg())
-    results.environment.wall_seconds = round(time.perf_counter() - started, 1)
+    space = Workspace(work)
+    if "core" in phases:
+        results = measure(preset, space)
+        results.environment.load_after = list(os.getloadavg())
+        results.environment.wall_seconds = round(time.perf_counter() - started, 1)
+    else:
+        results = previous(out, preset)
+    if "link" in phases:
+        results.link = measure_link(space, preset)
     results.save(out / "results.json")
     render(results, out)
-    say(f"done in {results.environment.wall_seconds:.0f} s: {out / 'results.md'}")
+    say(f"done in {time.perf_counter() - started:.0f} s: {out / 'results.md'}")
     return results
+
+
+def previous(out: Path, preset: Preset) -> Results:
+    """The results already in ``out`` (of the same preset), else an empty set."""
+    path = out / "results.json"
+    if path.exists():
+        results = Results.load(path)
+        if results.environment.preset == preset.name:
+            return results
+        say(f"{path} is of preset {results.environment.preset}: not kept")
+    return Results(environment(preset))
 
 
 def render(results: Results, out: Path) -> None:
