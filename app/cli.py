@@ -106,6 +106,11 @@ def _add_cache_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--label-dir", help="label folder below the data root (default SegmentationClass)"
     )
+    parser.add_argument(
+        "--split-dir",
+        help="folder of the split files NAME.txt below the data root "
+        "(default ImageSets/Segmentation; ImageSets/SegmentationAug for trainaug)",
+    )
 
 
 def _add_download(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -162,12 +167,14 @@ def _serve(args: argparse.Namespace) -> int:
         "SEGSERVE_WORKERS": args.workers,
         "SEGSERVE_CACHE_DIR": args.cache_dir,
         "SEGSERVE_LABEL_DIR": args.label_dir,
+        "SEGSERVE_SPLIT_DIR": args.split_dir,
     }
     # Workers build their settings from the environment: that is how options reach them.
     os.environ.update({name: str(value) for name, value in options.items() if value is not None})
     settings = Settings()
     if settings.data_root is not None:
-        scan_voc(settings.data_root, settings.label_dir)  # fail now, with one clear line
+        # Fail now, with one clear line.
+        scan_voc(settings.data_root, settings.label_dir, settings.split_dir)
     if settings.workers > 1:
         load_dataset(settings)  # build the cache once here, not once per worker
     with tempfile.TemporaryDirectory(prefix="segserve-metrics-") as metrics_dir:
@@ -210,8 +217,14 @@ def _prepare(args: argparse.Namespace) -> int:
     settings = Settings()
     cache_dir = args.cache_dir or settings.cache_dir
     label_dir = args.label_dir or settings.label_dir
+    split_dir = args.split_dir or settings.split_dir
     dataset = open_dataset(
-        args.data_root, cache_dir, label_dir, progress=True, workers=args.workers
+        args.data_root,
+        cache_dir,
+        label_dir,
+        split_dir=split_dir,
+        progress=True,
+        workers=args.workers,
     )
     samples = len({name for split in dataset.splits.values() for name in split.ids})
     splits = ", ".join(f"{name} {len(split)}" for name, split in sorted(dataset.splits.items()))

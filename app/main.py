@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from app.deps import reject_unknown_query, require_token
 from app.metrics import MetricsMiddleware
 from app.problems import install_problem_handlers, move_problems_to_problem_json
-from app.routes import batches, crops, dataset, health, samples
+from app.routes import batches, crops, dataset, health, samples, stats
 from app.state import DatasetLoader, Services
 from service.config import Settings
 
@@ -32,6 +32,7 @@ TAGS = [
     {"name": "samples", "description": "Splits and single samples: images and labels."},
     {"name": "crops", "description": "Random crop pairs, one at a time."},
     {"name": "batches", "description": "Deterministic training batches and epoch streams."},
+    {"name": "statistics", "description": "Class counts, weights and per-image class presence."},
     {"name": "operations", "description": "Liveness, readiness and metrics."},
 ]
 
@@ -66,7 +67,7 @@ def create_app_with_config(settings: Settings) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     app.include_router(health.router)
     v1 = APIRouter(dependencies=[Depends(require_token), Depends(reject_unknown_query)])
-    for module in (dataset, samples, crops, batches):
+    for module in (dataset, samples, stats, crops, batches):
         v1.include_router(module.router)
     app.include_router(v1)
     _document_problems(app)

@@ -142,3 +142,55 @@ class CropArrays(BaseModel):
         examples=[[[[120, 64, 30], [121, 66, 31]], [[119, 60, 28], [118, 61, 29]]]],
     )
     label: list[list[int]] = Field(examples=[[[0, 15], [255, 15]]])
+
+
+class ClassCount(BaseModel):
+    """One class over a split: its pixels, the images it occurs in, its balancing weight."""
+
+    index: int = Field(ge=0, le=len(VOC_CLASSES) - 1, examples=[15])
+    name: str = Field(examples=["person"])
+    pixels: int = Field(ge=0, description="Pixels of this class in the split's labels.")
+    images: int = Field(ge=0, description="Images whose label contains the class.")
+    weight: float | None = Field(
+        description="Median-frequency-balancing weight; null when the class never occurs.",
+        examples=[1.37],
+    )
+
+
+class SplitStatistics(BaseModel):
+    """Exact counts over a split's whole labels (no crop), and median-frequency weights."""
+
+    split: str = Field(examples=["train"])
+    images: int = Field(ge=0, description="Images of the split.", examples=[1464])
+    pixels: int = Field(ge=0, description="Pixels of all their labels.")
+    ignore_pixels: int = Field(ge=0, description="Pixels labelled 255 (borders, difficult).")
+    classes: list[ClassCount] = Field(description="The 21 classes, by index.")
+
+
+class PixelCount(BaseModel):
+    """How many pixels of one class a sample's label has."""
+
+    index: int = Field(ge=0, le=len(VOC_CLASSES) - 1, examples=[15])
+    pixels: int = Field(ge=1, examples=[20388])
+
+
+class SampleClasses(BaseModel):
+    """One sample and the classes its label contains."""
+
+    index: int = Field(description="Position in the split.", examples=[0])
+    id: str = Field(examples=["2007_000032"])
+    height: int = Field(examples=[281])
+    width: int = Field(examples=[500])
+    classes: list[PixelCount] = Field(description="Classes present, by index, with pixels.")
+    ignore_pixels: int = Field(ge=0, description="Pixels labelled 255.")
+
+
+class SampleList(BaseModel):
+    """A page of a split's samples that contain every requested class."""
+
+    split: str = Field(examples=["train"])
+    classes: list[int] = Field(description="The classes asked for (all must occur).")
+    total: int = Field(ge=0, description="Samples matching, over the whole split.")
+    offset: int = Field(ge=0)
+    limit: int = Field(ge=1)
+    samples: list[SampleClasses]

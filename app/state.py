@@ -45,7 +45,7 @@ def data_root(settings: Settings, *, progress: bool = False) -> Path:
 def load_dataset(settings: Settings) -> Dataset:
     """Open the dataset the settings name, building its decoded cache when needed."""
     root = data_root(settings)
-    return open_dataset(root, settings.cache_dir, settings.label_dir)
+    return open_dataset(root, settings.cache_dir, settings.label_dir, split_dir=settings.split_dir)
 
 
 class DatasetLoader:

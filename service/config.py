@@ -35,7 +35,13 @@ class Settings(BaseSettings):
     )
     label_dir: str = Field(
         default="SegmentationClass",
-        description="Label folder below the data root, e.g. SegmentationClassAug.",
+        description="Label folder below the data root, e.g. SegmentationClassAug (SBD's "
+        "trainaug labels: single-channel PNGs whose value is the class).",
+    )
+    split_dir: str = Field(
+        default="ImageSets/Segmentation",
+        description="Folder below the data root whose NAME.txt files are the splits, "
+        "e.g. ImageSets/SegmentationAug.",
     )
     demo_train: int = Field(default=1464, ge=1, description="Demo dataset: train images.")
     demo_val: int = Field(default=1449, ge=1, description="Demo dataset: val images.")

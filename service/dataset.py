@@ -31,7 +31,8 @@ from service.cache import (
 from service.errors import NotFoundError
 from service.index import scan_voc
 from service.source import U8Array
-from service.voc import IMAGE_DIR, IMAGE_SUFFIX, LABEL_DIR
+from service.stats import I64Array, SplitStats, count_labels, load_or_count, split_stats
+from service.voc import IMAGE_DIR, IMAGE_SUFFIX, LABEL_DIR, SPLIT_DIR
 
 __all__ = ["BuildStats", "Dataset", "Excluded", "Split", "open_dataset"]
 
@@ -56,6 +57,7 @@ class Split:
         images: U8Array,
         labels: U8Array,
         root: Path,
+        class_pixels: I64Array,
     ) -> None:
         self._name = name
         self._root = root
@@ -66,6 +68,8 @@ class Split:
         self._label_offsets = [entry.label_offset for entry in entries]
         self._images = images
         self._labels = labels
+        self._class_pixels = class_pixels
+        self._stats: SplitStats | None = None
 
     @property
     def name(self) -> str:
@@ -115,6 +119,22 @@ class Split:
         height, width = int(self._heights[i]), int(self._widths[i])
         start = self._label_offsets[i]
         return self._labels[start : start + height * width].reshape(height, width)
+
+    @property
+    def class_pixels(self) -> I64Array:
+        """Per sample, the pixels of each class 0..20 and of 255 in its whole label.
+
+        (len, 22) int64, read-only: counted once per dataset content with the
+        decoded cache (see `service.stats`); ``class_pixels[i] > 0`` are the
+        classes sample ``i`` contains.
+        """
+        return self._class_pixels
+
+    def stats(self) -> SplitStats:
+        """The split's class statistics (derived from `class_pixels` once, then kept)."""
+        if self._stats is None:
+            self._stats = split_stats(self._name, self._class_pixels)
+        return self._stats
 
     def image_path(self, index: int) -> Path:
         """The stored JPEG of sample ``index``."""
@@ -172,21 +192,24 @@ def open_dataset(
     cache_dir: Path,
     label_dir: str = LABEL_DIR,
     *,
+    split_dir: str = SPLIT_DIR,
     progress: bool = False,
     workers: int | None = None,
 ) -> Dataset:
     """Open the data root ``root`` over its decoded cache in ``cache_dir``, building it if needed.
 
-    A warm start (the cache of the current content exists) decodes nothing.
-    `service.errors.DatasetError` when ``root`` is not a VOC layout or nothing in
-    it decodes; bad samples are excluded and logged instead. ``progress`` shows a
-    tqdm bar while decoding; ``workers`` decoding processes (default: one per
-    CPU; small datasets decode in this process). Worker processes are started
-    like ``multiprocessing``'s spawn, so a script calling this needs the
-    ``if __name__ == "__main__":`` guard.
+    Labels are ``<label_dir>/NAME.png``, the splits the ``<split_dir>/*.txt``
+    files (``SegmentationClassAug`` and ``ImageSets/SegmentationAug`` for SBD's
+    trainaug). A warm start (the cache of the current content exists) decodes
+    nothing. `service.errors.DatasetError` when ``root`` is not a VOC layout or
+    nothing in it decodes; bad samples are excluded and logged instead.
+    ``progress`` shows a tqdm bar while decoding; ``workers`` decoding processes
+    (default: one per CPU; small datasets decode in this process). Worker
+    processes are started like ``multiprocessing``'s spawn, so a script calling
+    this needs the ``if __name__ == "__main__":`` guard.
     """
     started = time.perf_counter()
-    index = scan_voc(root, label_dir)
+    index = scan_voc(root, label_dir, split_dir)
     directory = cache_dir / index.fingerprint
     manifest = load_manifest(directory, index.fingerprint)
     if manifest is None:
@@ -204,8 +227,20 @@ def _open_splits(directory: Path, manifest: Manifest, root: Path) -> dict[str, S
     """Every split of ``manifest`` over the memory-mapped data files of ``directory``."""
     images = _map_read_only(directory / IMAGES_FILE)
     labels = _map_read_only(directory / LABELS_FILE)
-    entries = {entry.name: entry for entry in manifest.samples}
-    return {
-        name: Split(name, [entries[sample] for sample in names], images, labels, root)
-        for name, names in manifest.splits.items()
-    }
+    samples = manifest.samples
+    position = {entry.name: i for i, entry in enumerate(samples)}
+
+    def label(i: int) -> U8Array:
+        entry = samples[i]
+        size = entry.height * entry.width
+        return labels[entry.label_offset : entry.label_offset + size]
+
+    table = load_or_count(directory, lambda: count_labels(label, len(samples)), len(samples))
+    splits = {}
+    for name, names in manifest.splits.items():
+        rows = np.array([position[sample] for sample in names], dtype=np.int64)
+        entries = [samples[i] for i in rows.tolist()]
+        class_pixels = table[rows]
+        class_pixels.setflags(write=False)
+        splits[name] = Split(name, entries, images, labels, root, class_pixels)
+    return splits

@@ -1,6 +1,7 @@
 """The index of a VOC-layout data root: its splits, its sample files, its fingerprint.
 
-A split is any ``ImageSets/Segmentation/*.txt``; its samples are the file's
+A split is any ``<split_dir>/*.txt`` (``ImageSets/Segmentation`` by default,
+``ImageSets/SegmentationAug`` for SBD's trainaug); its samples are the file's
 non-blank lines, in order. Sample ``NAME`` is ``JPEGImages/NAME.jpg`` with the
 label ``<label_dir>/NAME.png``. The fingerprint names the content the decoded
 cache was built from; it only needs ``os.stat``, so checking it is cheap.
@@ -76,35 +77,35 @@ def _is_inside_root(name: str) -> bool:
     return bool(parts) and parts[0] != "/" and ".." not in parts
 
 
-def split_files(root: Path) -> list[Path]:
-    """The split files of ``root``, sorted by name; `DatasetError` when there are none."""
+def split_files(root: Path, split_dir: str = SPLIT_DIR) -> list[Path]:
+    """The split files ``<root>/<split_dir>/*.txt``, sorted by name; `DatasetError` if none."""
     if not root.is_dir():
         raise DatasetError(f"data root {root} does not exist or is not a folder")
     found = sorted(
         path
-        for path in (root / SPLIT_DIR).glob("*.txt")
+        for path in (root / split_dir).glob("*.txt")
         if path.is_file() and not path.name.startswith(".")
     )
     if found:
         return found
     hint = ""
-    if (root / VOC_SUBDIR / SPLIT_DIR).is_dir():
+    if (root / VOC_SUBDIR / split_dir).is_dir():
         hint = f"; did you mean {root / VOC_SUBDIR}?"
     raise DatasetError(
-        f"{root} is not a VOC layout: no split file {SPLIT_DIR}/*.txt "
+        f"{root} is not a VOC layout: no split file {split_dir}/*.txt "
         f"(e.g. train.txt, val.txt){hint}"
     )
 
 
-def scan_voc(root: Path, label_dir: str = LABEL_DIR) -> VocIndex:
+def scan_voc(root: Path, label_dir: str = LABEL_DIR, split_dir: str = SPLIT_DIR) -> VocIndex:
     """Index a VOC-layout ``root``; `DatasetError` when it has no split file."""
-    files = split_files(root)
+    files = split_files(root, split_dir)
     contents = {path.stem: _read_split_bytes(path) for path in files}
     splits = {path.stem: parse_split(contents[path.stem], path) for path in files}
     samples = [
         path for name in unique_names(splits) for path in sample_paths(root, label_dir, name)
     ]
-    fingerprint = content_fingerprint(label_dir, contents, samples, root)
+    fingerprint = content_fingerprint(label_dir, contents, samples, root, split_dir)
     return VocIndex(root=root, label_dir=label_dir, splits=splits, fingerprint=fingerprint)
 
 
@@ -116,9 +117,13 @@ def _read_split_bytes(path: Path) -> bytes:
 
 
 def content_fingerprint(
-    label_dir: str, split_contents: Mapping[str, bytes], files: Iterable[Path], root: Path
+    label_dir: str,
+    split_contents: Mapping[str, bytes],
+    files: Iterable[Path],
+    root: Path,
+    split_dir: str = SPLIT_DIR,
 ) -> str:
-    """Hex digest of cache format, ``label_dir``, split files, each file's size and mtime.
+    """Hex digest of cache format, the folders, split files, each file's size and mtime.
 
     A missing file counts as missing, so it appearing later changes the digest.
     Paths enter relative to ``root``: the same content elsewhere keeps its digest.
@@ -132,6 +137,9 @@ def content_fingerprint(
             for name, content in sorted(split_contents.items())
         },
     }
+    if split_dir != SPLIT_DIR:
+        # Only when set: the default layout keeps the fingerprints (and caches) it had.
+        header["split_dir"] = split_dir
     digest.update(json.dumps(header, sort_keys=True).encode())
     for path in files:
         digest.update(f"\n{path.relative_to(root).as_posix()}\t{_stat_signature(path)}".encode())

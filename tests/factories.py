@@ -90,8 +90,14 @@ def classes_from_image(image: U8Array) -> U8Array:
     return nearest
 
 
-def label_picture(label: U8Array, mode: Literal["P", "RGB"]) -> Image.Image:
-    """``label`` as VOC stores it ('P': index = class, VOC palette) or as colours ('RGB')."""
+LabelMode = Literal["P", "RGB", "L"]
+
+
+def label_picture(label: U8Array, mode: LabelMode) -> Image.Image:
+    """``label`` as VOC stores it ('P': index = class, VOC palette), as SBD's trainaug does
+    ('L': single channel, value = class) or as colours ('RGB')."""
+    if mode == "L":
+        return Image.fromarray(np.ascontiguousarray(label, dtype=np.uint8))
     if mode == "P":
         picture = Image.fromarray(label)
         picture.putpalette(voc_palette())
@@ -107,14 +113,15 @@ def write_voc(
     samples: Sequence[SampleSpec],
     splits: Mapping[str, Sequence[str]],
     *,
-    label_mode: Literal["P", "RGB"] = "P",
+    label_mode: LabelMode = "P",
     label_dir: str = LABEL_DIR,
+    split_dir: str = SPLIT_DIR,
 ) -> Path:
     """Write ``samples`` and split files (``split name -> NAMEs``) in the VOC layout; return root.
 
     A split may list names that have no sample: their files are then missing.
     """
-    for folder in (IMAGE_DIR, label_dir, SPLIT_DIR):
+    for folder in (IMAGE_DIR, label_dir, split_dir):
         (root / folder).mkdir(parents=True, exist_ok=True)
     for spec in samples:
         Image.fromarray(image_of(spec)).save(
@@ -124,7 +131,7 @@ def write_voc(
             root / label_dir / f"{spec.name}{LABEL_SUFFIX}"
         )
     for split, names in splits.items():
-        (root / SPLIT_DIR / f"{split}.txt").write_text("".join(f"{name}\n" for name in names))
+        (root / split_dir / f"{split}.txt").write_text("".join(f"{name}\n" for name in names))
     return root
 
 

@@ -256,3 +256,65 @@ def test_swagger_ui_is_served_without_a_cdn(client: TestClient) -> None:
         asset = client.get(url)
         assert asset.status_code == 200
         assert len(asset.content) > 10_000
+
+
+def _plain_split_counts(client: TestClient, split: str) -> tuple[list[int], list[int], int, int]:
+    """Per class pixels and images, ignore and all pixels, from the labels the API serves."""
+    size = client.get(f"/v1/splits/{split}").json()["size"]
+    pixels, images, ignore, total = [0] * 21, [0] * 21, 0, 0
+    for index in range(size):
+        label = _npy(client.get(f"/v1/splits/{split}/samples/{index}/label").content)
+        total += label.size
+        ignore += int((label == 255).sum())
+        for c in range(21):
+            pixels[c] += int((label == c).sum())
+            images[c] += int((label == c).any())
+    return pixels, images, ignore, total
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_stats_equal_a_count_over_the_served_labels(client: TestClient, split: str) -> None:
+    body = client.get(f"/v1/splits/{split}/stats").json()
+    pixels, images, ignore, total = _plain_split_counts(client, split)
+    assert body["split"] == split
+    assert body["images"] == client.get(f"/v1/splits/{split}").json()["size"]
+    assert (body["pixels"], body["ignore_pixels"]) == (total, ignore)
+    assert [c["pixels"] for c in body["classes"]] == pixels
+    assert [c["images"] for c in body["classes"]] == images
+    assert [c["name"] for c in body["classes"]] == list(VOC_CLASSES)
+    weights = [c["weight"] for c in body["classes"]]
+    assert [w is None for w in weights] == [n == 0 for n in images]
+
+
+def test_stats_picture_is_a_png_declared_in_the_schema(client: TestClient) -> None:
+    response = client.get("/v1/splits/train/stats?format=png")
+    assert response.headers["content-type"] == "image/png"
+    picture = _png(response.content)
+    assert picture.width > 300
+    assert picture.height > 21 * 20
+    again = client.get(
+        "/v1/splits/train/stats?format=png", headers={"If-None-Match": response.headers["etag"]}
+    )
+    assert again.status_code == 304
+    operation = client.get("/openapi.json").json()["paths"]["/v1/splits/{split}/stats"]["get"]
+    assert "image/png" in operation["responses"]["200"]["content"]
+
+
+def test_samples_filtered_by_class(client: TestClient) -> None:
+    everything = client.get("/v1/splits/train/samples?limit=1000").json()
+    assert everything["total"] == len(everything["samples"]) == 14
+    first = everything["samples"][0]
+    label = _npy(client.get("/v1/splits/train/samples/0/label").content)
+    present = sorted(int(c) for c in np.unique(label) if c < 21)
+    assert [c["index"] for c in first["classes"]] == present
+    assert [c["pixels"] for c in first["classes"]] == [int((label == c).sum()) for c in present]
+    assert first["ignore_pixels"] == int((label == 255).sum())
+    wanted = present[-1]
+    body = client.get(f"/v1/splits/train/samples?classes={wanted}&limit=2").json()
+    assert body["classes"] == [wanted]
+    assert len(body["samples"]) <= 2
+    holders = [
+        s["index"] for s in everything["samples"] if wanted in [c["index"] for c in s["classes"]]
+    ]
+    assert body["total"] == len(holders)
+    assert [s["index"] for s in body["samples"]] == holders[:2]
