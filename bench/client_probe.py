@@ -19,6 +19,9 @@ Commands:
     the size on the wire of one batch of that mode.
 ``body_bytes`` (the same fields)
     the size of batch 0's HTTP body as the server sends it (encoded or not).
+``encodings`` (url, encodings, batch_size, height, width)
+    those of ``encodings`` the server applies (its metadata says so) and this
+    client decodes into the arrays ``raw`` gives (same shapes and dtypes).
 ``latency`` (url, start, count, batch_size, height, width)
     ``count`` batches fetched one after another (no prefetch), each timed.
 ``open_dataset`` (root, cache_dir, repeats)
@@ -148,6 +151,27 @@ class ClientProbe:
         return {}
 
 
+def encodings(command: Message) -> Message:
+    """The encodings both sides support, tried on batch 0."""
+    crop = _crop_params(command)
+    supported = []
+    with SegClient(command["url"]) as client:
+        raw = client.batch(SPLIT, 0, **crop)
+        for encoding in command["encodings"]:
+            try:
+                batch = client.batch(SPLIT, 0, encoding=encoding, **crop)
+            except Exception:  # an older server or client: not supported
+                continue
+            same = all(
+                batch.tensors[name].shape == raw.tensors[name].shape
+                and batch.tensors[name].dtype == raw.tensors[name].dtype
+                for name in raw.tensors
+            )
+            if same and batch.metadata.get("encoding", RAW) == encoding:
+                supported.append(encoding)
+    return {"encodings": supported}
+
+
 def latency(command: Message) -> Message:
     """Batches ``start`` .. ``start + count - 1`` of the sequence epoch 0, epoch 1, ...,
     fetched one after another; each request's seconds."""
@@ -192,6 +216,7 @@ def main() -> None:
         "batch_bytes": probe.batch_bytes,
         "body_bytes": probe.body_bytes,
         "close": probe.close,
+        "encodings": encodings,
         "latency": latency,
         "open_dataset": open_dataset,
     }

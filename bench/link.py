@@ -23,7 +23,6 @@ received.
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,8 +31,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-
-from segserve_client.loader import BatchLoader
 
 from bench import netns
 from bench.memory import tree_cpu_seconds
@@ -53,13 +50,6 @@ SEGSERVE_MODES = ("gluon-uint8", "uint8")
 ENCODINGS = ("raw", "lossless", "jpeg")
 IN_PROCESS = "in process"
 _NGINX_READY = 30.0
-
-
-def client_encodings() -> tuple[str, ...]:
-    """The encodings this client can ask for: all of them once its loaders take ``encoding``."""
-    if "encoding" in inspect.signature(BatchLoader).parameters:
-        return ENCODINGS
-    return ENCODINGS[:1]
 
 
 def webdataset_missing() -> str | None:
@@ -116,7 +106,8 @@ def segserve_configs(
 ) -> list[LinkConfig]:
     """Every mode and encoding of segserve from ``server``."""
     configs = []
-    for encoding in client_encodings():
+    asked = {"url": server.url, "encodings": ENCODINGS, **preset.fields}
+    for encoding in trainers.client.call("encodings", **asked)["encodings"]:
         for mode in SEGSERVE_MODES:
             fields = {"url": server.url, "mode": mode, "encoding": encoding, **preset.fields}
             body = int(trainers.client.call("body_bytes", **fields)["bytes"])
