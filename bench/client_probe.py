@@ -152,12 +152,12 @@ class ClientProbe:
 
 
 def encodings(command: Message) -> Message:
-    """The encodings both sides support, tried on batch 0."""
+    """``raw`` and the other encodings both sides support, tried on batch 0."""
     crop = _crop_params(command)
-    supported = []
+    supported = [RAW]  # the default, never sent (older servers refuse unknown parameters)
     with SegClient(command["url"]) as client:
         raw = client.batch(SPLIT, 0, **crop)
-        for encoding in command["encodings"]:
+        for encoding in [e for e in command["encodings"] if e != RAW]:
             try:
                 batch = client.batch(SPLIT, 0, encoding=encoding, **crop)
             except Exception:  # an older server or client: not supported

@@ -148,11 +148,11 @@ def servers(
     place = "netns" if link.netns else "loopback"
     with ExitStack() as stack:
         server = stack.enter_context(Server(root, cache, 1, space.log(f"link-{place}"), link))
+        server.wait_ready(READY_TIMEOUT)  # the first one builds the decoded cache
         render = partial(static_config, shards.folder)
         prefix = space.root / "nginx" / f"shards-{place}"
         nginx = Nginx(nginx_binary, render, prefix, space.log(f"nginx-shards-{place}"), link)
         stack.enter_context(nginx)
-        server.wait_ready(READY_TIMEOUT)
         nginx.wait_ready(_NGINX_READY)
         yield server, nginx
 
