@@ -20,8 +20,9 @@ Commands:
 ``body_bytes`` (the same fields)
     the size of batch 0's HTTP body as the server sends it (encoded or not).
 ``encodings`` (url, encodings, batch_size, height, width)
-    those of ``encodings`` the server applies (its metadata says so) and this
-    client decodes into the arrays ``raw`` gives (same shapes and dtypes).
+    ``raw`` and those of ``encodings`` the server applies (its metadata says
+    so) and this client decodes into the arrays ``raw`` gives (same shapes
+    and dtypes).
 ``latency`` (url, start, count, batch_size, height, width)
     ``count`` batches fetched one after another (no prefetch), each timed.
 ``open_dataset`` (root, cache_dir, repeats)
@@ -38,9 +39,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from segserve_client import BatchRequest, SegClient
 from segserve_client.gluon import VOCBatches
-from segserve_client.http import SegClient
-from segserve_client.loader import BatchLoader
 from segserve_client.protocol import wire
 
 from bench.protocol import Message, now, serve, stamps_since
@@ -50,45 +50,37 @@ RAW = "raw"
 MODES = ("uint8", "stream", "gluon-uint8", "gluon-float32")
 
 
-def _crop_params(command: Message) -> dict[str, Any]:
-    return {k: int(command[k]) for k in ("batch_size", "height", "width")}
+def _request(command: Message) -> BatchRequest:
+    height, width, batch_size = (int(command[k]) for k in ("height", "width", "batch_size"))
+    return BatchRequest(height, width, batch_size=batch_size)
 
 
 class Trainer:
     """A trainer's side of one delivery mode: a client, and for Gluon its ``VOCBatches``."""
 
-    def __init__(self, url: str, mode: str, crop: dict[str, Any], encoding: str = RAW) -> None:
+    def __init__(self, url: str, mode: str, request: BatchRequest, encoding: str = RAW) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
         self.mode = mode
-        self.crop = crop
-        # Only asked for when not raw, so that raw runs on clients without encodings.
-        self.transport: dict[str, Any] = {} if encoding == RAW else {"encoding": encoding}
-        self.client = SegClient(url.split(","))
+        self.request = _encoded(request, encoding)
+        self.client = SegClient(url)
         self.gluon: VOCBatches | None = None
         if mode.startswith("gluon-"):
-            self.gluon = VOCBatches(
-                self.client, SPLIT, batch_size=crop["batch_size"],
-                crop_size=(crop["height"], crop["width"]), shuffle=True,
-                transport="float32" if mode == "gluon-float32" else "uint8",
-                **self.transport,
-            )  # fmt: skip
-
-    def query(self) -> dict[str, Any]:
-        """The batch query parameters this mode's loader sends."""
-        if self.gluon is not None:
-            return dict(self.gluon.loader(0).params)
-        return dict(BatchLoader(self.client, SPLIT, **self.crop, **self.transport).params)
+            dtype = "float32" if mode == "gluon-float32" else "uint8"
+            # the chapter's labels: border pixels 0, as load_data_voc asks for them
+            gluon = self.request.replace(void="background", dtype=dtype)
+            self.gluon = VOCBatches(self.client, SPLIT, gluon)
+            self.request = gluon
 
     def epoch(self, number: int) -> Iterator[Any]:
         """The first array of every batch of epoch ``number``, as the trainer gets it."""
         if self.gluon is not None:
-            self.gluon.epoch = number
+            self.gluon.set_epoch(number)
             return _ndarrays(self.gluon)
         if self.mode == "stream":
-            stream = self.client.stream_epoch(SPLIT, number, **self.crop, **self.transport)
+            stream = self.client.stream_epoch(SPLIT, number, self.request)
             return (batch.image for batch in stream)
-        loader = BatchLoader(self.client, SPLIT, epoch=number, **self.crop, **self.transport)
+        loader = self.client.loader(SPLIT, self.request.replace(epoch=number))
         return (batch.image for batch in loader)
 
 
@@ -111,7 +103,7 @@ class ClientProbe:
         encoding = str(command.get("encoding", RAW))
         key = (url, mode, encoding)
         if key not in self.trainers:
-            self.trainers[key] = Trainer(url, mode, _crop_params(command), encoding)
+            self.trainers[key] = Trainer(url, mode, _request(command), encoding)
         return self.trainers[key]
 
     def epoch(self, command: Message) -> Message:
@@ -131,7 +123,7 @@ class ClientProbe:
     def batch_bytes(self, command: Message) -> Message:
         """Bytes of one batch of the mode on the wire (safetensors body; stream frame prefix)."""
         trainer = self.trainer(command)
-        batch = trainer.client.batch(SPLIT, 0, **trainer.query())
+        batch = trainer.client.batch(SPLIT, 0, trainer.request)
         nbytes = wire.encode(batch.tensors, batch.metadata).nbytes
         return {"bytes": nbytes + (8 if trainer.mode == "stream" else 0)}
 
@@ -139,7 +131,7 @@ class ClientProbe:
         """Bytes of batch 0's body as the server sends it for the mode (and encoding)."""
         trainer = self.trainer(command)
         url = str(command["url"]).split(",")[0]
-        query = urllib.parse.urlencode({**trainer.query(), "epoch": 0})
+        query = urllib.parse.urlencode(trainer.request.query("batch"))
         with urllib.request.urlopen(f"{url}/v1/splits/{SPLIT}/batches/0?{query}") as answer:
             return {"bytes": len(answer.read())}
 
@@ -151,15 +143,20 @@ class ClientProbe:
         return {}
 
 
+def _encoded(request: BatchRequest, encoding: str) -> BatchRequest:
+    """``request`` asking for ``encoding`` (raw: as it is, so that older clients run it)."""
+    return request if encoding == RAW else request.replace(encoding=encoding)
+
+
 def encodings(command: Message) -> Message:
     """``raw`` and the other encodings both sides support, tried on batch 0."""
-    crop = _crop_params(command)
+    request = _request(command)
     supported = [RAW]  # the default, never sent (older servers refuse unknown parameters)
     with SegClient(command["url"]) as client:
-        raw = client.batch(SPLIT, 0, **crop)
+        raw = client.batch(SPLIT, 0, request)
         for encoding in [e for e in command["encodings"] if e != RAW]:
             try:
-                batch = client.batch(SPLIT, 0, encoding=encoding, **crop)
+                batch = client.batch(SPLIT, 0, _encoded(request, encoding))
             except Exception:  # an older server or client: not supported
                 continue
             same = all(
@@ -178,11 +175,12 @@ def latency(command: Message) -> Message:
     seconds: list[float] = []
     start = int(command.get("start", 0))
     with SegClient(command["url"]) as client:
-        per_epoch = client.num_batches(SPLIT, **_crop_params(command))
+        request = _request(command)
+        per_epoch = client.num_batches(SPLIT, request)
         for i in range(start, start + int(command["count"])):
             epoch_number, number = divmod(i, per_epoch)
             started = now()
-            client.batch(SPLIT, number, epoch=epoch_number, **_crop_params(command))
+            client.batch(SPLIT, number, request, epoch=epoch_number)
             seconds.append(now() - started)
     return {"seconds": seconds, "batches_per_epoch": per_epoch}
 
@@ -215,8 +213,8 @@ def main() -> None:
         "epoch": probe.epoch,
         "batch_bytes": probe.batch_bytes,
         "body_bytes": probe.body_bytes,
-        "close": probe.close,
         "encodings": encodings,
+        "close": probe.close,
         "latency": latency,
         "open_dataset": open_dataset,
     }

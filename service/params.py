@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Final, Literal, get_args
+from typing import Final, get_args
+
+from segserve_client.protocol.params import MAX_SCALE as MAX_SCALE
+from segserve_client.protocol.params import SEED_LIMIT as SEED_LIMIT
+from segserve_client.protocol.params import Dtype as Dtype
+from segserve_client.protocol.params import Layout as Layout
+from segserve_client.protocol.params import Small as Small
+from segserve_client.protocol.params import Void as Void
+from segserve_client.protocol.params import default_layout
 
 from service.errors import InvalidParameterError
 
-Small = Literal["drop", "pad"]
-Void = Literal["ignore", "background"]
-Dtype = Literal["uint8", "float32"]
-Layout = Literal["nhwc", "nchw"]
-
-SEED_LIMIT: Final = 2**63
-MAX_SCALE: Final = 16.0
 DEFAULT_MAX_CROP_PIXELS: Final = 4096 * 4096
 DEFAULT_MAX_BATCH_SIZE: Final = 256
 
@@ -161,7 +162,7 @@ def resolve_layout(dtype: Dtype, layout: Layout | None) -> Layout:
     if layout is not None:
         _require_choice("layout", layout, get_args(Layout))
         return layout
-    return "nhwc" if dtype == "uint8" else "nchw"
+    return default_layout(dtype)
 
 
 def check_seed(seed: object) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from segserve_client.http import SegClient
+from segserve_client import SegClient
 from segserve_client.protocol import wire
 
 from tests.client.fakeserver import FakeServer, Reply, Request
@@ -48,13 +48,18 @@ def serve() -> Iterator[Callable[[Callable[[Request], Reply]], FakeServer]]:
 
 @pytest.fixture
 def make_client(clock: FakeClock) -> Iterator[Callable[..., SegClient]]:
-    """``make_client(urls, **kwargs)``: a SegClient on the fake clock, closed at teardown."""
+    """``make_client(url, **kwargs)``: a SegClient on the fake clock, closed at teardown."""
     with ExitStack() as stack:
 
-        def make(urls: str | list[str], **kwargs: Any) -> SegClient:
-            options: dict[str, Any] = {"sleep": clock.sleep, "clock": clock, "timeout": 10.0}
+        def make(url: str | list[str], **kwargs: Any) -> SegClient:
+            options: dict[str, Any] = {
+                "sleep": clock.sleep,
+                "clock": clock,
+                "random": lambda: 0.0,  # no jitter unless a test asks for it
+                "timeout": 10.0,
+            }
             options.update(kwargs)
-            return stack.enter_context(SegClient(urls, **options))
+            return stack.enter_context(SegClient(url, **options))
 
         yield make
 

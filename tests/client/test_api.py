@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from segserve_client.errors import InvalidParameterError, NotFoundError
-from segserve_client.http import SegClient
+from segserve_client import InvalidParameterError, NotFoundError, SegClient
 
 from service.voc import IGNORE_INDEX, VOC_CLASSES, VOC_COLORMAP
 from tests.client.live import CROP, TRAIN_SIZE, LiveServer
@@ -54,7 +53,10 @@ def test_crop_is_aligned_with_the_label(live: LiveServer, make_client: MakeClien
         (lambda c: c.sample("nosuchsplit", 0), NotFoundError),
         (lambda c: c.sample("train", TRAIN_SIZE), NotFoundError),
         (lambda c: c.batch("train", 10_000, height=CROP[0], width=CROP[1]), NotFoundError),
-        (lambda c: c.batch("train", 0, height=0, width=CROP[1]), InvalidParameterError),
+        (
+            lambda c: c.batch("train", 0, height=CROP[0], width=CROP[1], batch_size=10_000),
+            InvalidParameterError,
+        ),
         (lambda c: c.crop("train", height=10_000, width=10_000), InvalidParameterError),
     ],
 )

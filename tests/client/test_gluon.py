@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pytest
+from segserve_client import BatchRequest, SegClient
 from segserve_client.gluon import Transport, VOCBatches, load_data_voc
-from segserve_client.http import SegClient
 
 from tests.client.live import CROP, LiveServer
 
@@ -18,6 +18,7 @@ mx = pytest.importorskip("mxnet", reason="needs the mxnet extra")
 pytestmark = pytest.mark.mxnet
 
 BATCH = 4
+VOID: Final = "background"  # the chapter's labels, as load_data_voc asks for them
 # The server decodes JPEGs with PIL, the chapter with MXNet's OpenCV. Measured on
 # this data: max difference 4.8e-7 (one float32 rounding step), i.e. identical
 # decoded pixels; the bound leaves room for a decoder whose IDCT differs.
@@ -45,7 +46,7 @@ def batches(live: LiveServer) -> Iterator[dict[Transport, VOCBatches]]:
     with SegClient(live.url) as client:
         yield {
             transport: VOCBatches(
-                client, "train", batch_size=BATCH, crop_size=CROP, shuffle=True, transport=transport
+                client, "train", BatchRequest(*CROP, batch_size=BATCH, void=VOID, dtype=transport)
             )
             for transport in ("uint8", "float32")
         }
@@ -65,7 +66,8 @@ def test_load_data_voc_matches_the_chapter_shapes(
     try:
         assert len(train_iter) == len(chapter_sets["train"]) // BATCH
         assert len(test_iter) == len(chapter_sets["val"]) // BATCH
-        assert (train_iter.shuffle, test_iter.shuffle) == (True, False)
+        assert (train_iter.request.shuffle, test_iter.request.shuffle) == (True, False)
+        assert train_iter.request.crop_size == CROP
         x, y = next(iter(train_iter))
         assert isinstance(x, mx.nd.NDArray)
         assert (x.shape, x.dtype, y.shape, y.dtype) == (
@@ -117,7 +119,8 @@ def test_each_pass_is_the_next_epoch(batches: dict[Transport, VOCBatches]) -> No
 
 def test_test_iter_is_not_shuffled(live: LiveServer, chapter_sets: dict[str, Any]) -> None:
     with SegClient(live.url) as client:
-        test_iter = VOCBatches(client, "val", batch_size=2, crop_size=CROP, shuffle=False)
+        request = BatchRequest(*CROP, batch_size=2, shuffle=False, void=VOID)
+        test_iter = VOCBatches(client, "val", request)
         loader = test_iter.loader(0)
         order = [int(i) for batch in loader for i in batch.index]
     assert order == sorted(order)

@@ -11,16 +11,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from segserve_client.errors import (
+from segserve_client import (
     AuthenticationError,
+    BatchRequest,
+    DeadlineExceededError,
     InvalidParameterError,
     NotFoundError,
     ProtocolError,
+    SegClient,
     ServerError,
     TransportError,
     UnavailableError,
 )
-from segserve_client.http import ParamValue, SegClient, query_string
 from segserve_client.protocol import wire
 from segserve_client.transport import retry_after_seconds
 
@@ -61,7 +63,7 @@ def test_client_errors_carry_the_problem_and_are_not_retried(
 ) -> None:
     server = serve(lambda _: problem(status, "batch_size: must be an integer >= 1, got 0"))
     with pytest.raises(error) as caught:
-        make_client(server.url).split("train", batch_size=0, height=1, width=1)
+        make_client(server.url).split("train", batch_size=1, height=1, width=1)
     assert caught.value.status == status
     assert caught.value.problem["detail"] == "batch_size: must be an integer >= 1, got 0"
     assert caught.value.detail.startswith("batch_size")
@@ -90,20 +92,24 @@ def test_retry_after_is_capped(serve: Serve, make_client: MakeClient, clock: Fak
     assert clock.sleeps == [600.0]
 
 
-def test_5xx_backs_off_exponentially_then_gives_up(
+def test_5xx_backs_off_exponentially_until_the_deadline(
     serve: Serve, make_client: MakeClient, clock: FakeClock
 ) -> None:
     server = serve(lambda _: problem(500, "boom"))
-    with pytest.raises(UnavailableError) as caught:
-        make_client(server.url, retries=3, backoff=0.25).dataset()
-    assert caught.value.status == 500
-    assert clock.sleeps == [0.25, 0.5, 1.0]
+    with pytest.raises(DeadlineExceededError) as caught:
+        make_client(server.url, deadline=1.8, backoff=0.25).dataset()
+    assert isinstance(caught.value.reason, UnavailableError)
+    assert caught.value.reason.status == 500
+    assert clock.sleeps == [0.25, 0.5, 1.0]  # the next wait (2.0) would pass the deadline
     assert len(server.requests) == 4
+    assert caught.value.attempts == 4
 
 
 def test_refused_connection_is_a_transport_error(make_client: MakeClient, clock: FakeClock) -> None:
-    with pytest.raises(TransportError):
-        make_client(f"http://127.0.0.1:{free_port()}", retries=2, backoff=1.0).dataset()
+    with pytest.raises(DeadlineExceededError) as caught:
+        make_client(f"http://127.0.0.1:{free_port()}", deadline=3.5, backoff=1.0).dataset()
+    assert isinstance(caught.value.reason, TransportError)
+    assert isinstance(caught.value.__cause__, TransportError)
     assert clock.sleeps == [1.0, 2.0]
 
 
@@ -177,7 +183,8 @@ def test_batch_arrays_view_a_pooled_buffer(serve: Serve, make_client: MakeClient
     server = serve(lambda _: Reply(body=batch_body(5)))
     client = make_client(server.url)
     batch = client.batch("train", 5, height=4, width=6, seed=1)
-    assert server.requests[0].query == {"height": "4", "width": "6", "seed": "1"}
+    assert server.requests[0].query == BatchRequest(4, 6, seed=1).query("batch")
+    assert server.requests[0].query["seed"] == "1"
     assert batch.number == 5
     assert batch.index.tolist() == [10, 11]
     assert client.pool.in_use() == 1
@@ -205,29 +212,21 @@ def test_stream_resumes_after_the_last_whole_batch(
     serve: Serve, make_client: MakeClient, clock: FakeClock
 ) -> None:
     def answer(request: Request) -> Reply:
+        if request.path == "/v1/splits/train":
+            return json_reply({"name": "train", "size": 30, "usable": 30, "batches": 15})
         start, step = int(request.query["start"]), int(request.query["step"])
         frames = range(start, int(request.query["stop"]), step)
         return _stream(frames, cut_after=2 if start == 1 else None)
 
     server = serve(answer)
-    batches = make_client(server.url).stream_epoch("train", 0, start=1, stop=12, step=2)
+    batches = make_client(server.url).stream_epoch(
+        "train", 0, start=1, stop=12, step=2, height=4, width=6
+    )
     assert [b.number for b in batches] == [1, 3, 5, 7, 9, 11]
-    assert [r.query["start"] for r in server.requests] == ["1", "5"]
-    assert server.requests[0].path == "/v1/splits/train/epochs/0"
+    streams = [r for r in server.requests if "/epochs/" in r.path]
+    assert [r.query["start"] for r in streams] == ["1", "5"]
+    assert streams[0].path == "/v1/splits/train/epochs/0"
     assert len(clock.sleeps) == 1
-
-
-@pytest.mark.parametrize(
-    ("params", "expected"),
-    [
-        ({}, ""),
-        ({"a": None}, ""),
-        ({"shuffle": False, "drop_last": True}, "?shuffle=false&drop_last=true"),
-        ({"scale": (0.5, 2.0), "void": "background"}, "?scale=0.5%2C2.0&void=background"),
-    ],
-)
-def test_query_string(params: dict[str, ParamValue], expected: str) -> None:
-    assert query_string(params) == expected
 
 
 @pytest.mark.parametrize(

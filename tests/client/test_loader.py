@@ -7,10 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from segserve_client.batch import Batch
-from segserve_client.errors import AuthenticationError
-from segserve_client.http import SegClient
-from segserve_client.loader import BatchLoader, prefetched
+from segserve_client import AuthenticationError, Batch, BatchLoader, BatchRequest, SegClient
+from segserve_client.loader import prefetched
 from segserve_client.normalize import normalize
 
 from tests.client.conftest import FakeClock
@@ -63,9 +61,11 @@ def test_ranks_cover_every_batch_once(
 
 def test_stream_equals_batch_requests(live: LiveServer, make_client: MakeClient) -> None:
     client = make_client(live.url)
-    params = {"height": HEIGHT, "width": WIDTH, "batch_size": 4, "flip": True}
-    streamed = list(client.stream_epoch("train", 3, **params))
-    fetched = [client.batch("train", n, epoch=3, **params) for n in range(len(streamed))]
+    request = BatchRequest(HEIGHT, WIDTH, batch_size=4, flip=True)
+    streamed = list(client.stream_epoch("train", 3, request))
+    fetched = [client.batch("train", n, request, epoch=3) for n in range(len(streamed))]
+    keywords = client.stream_epoch("train", 3, height=HEIGHT, width=WIDTH, batch_size=4, flip=True)
+    assert all(_same(a, b) for a, b in zip(keywords, streamed, strict=True))
     assert len(streamed) == len(USABLE) // 4
     assert all(_same(a, b) for a, b in zip(streamed, fetched, strict=True))
 
@@ -83,19 +83,18 @@ def test_float32_delivery_equals_client_normalisation(
     live: LiveServer, make_client: MakeClient
 ) -> None:
     client = make_client(live.url)
-    params = {"height": HEIGHT, "width": WIDTH, "batch_size": 4}
-    raw = client.batch("train", 1, **params)
-    server = client.batch("train", 1, dtype="float32", **params)
+    request = BatchRequest(HEIGHT, WIDTH, batch_size=4)
+    raw = client.batch("train", 1, request)
+    server = client.batch("train", 1, request, dtype="float32")
     assert server.image.shape == (4, 3, HEIGHT, WIDTH)
     np.testing.assert_allclose(normalize(raw.image), server.image, rtol=0, atol=1e-6)
 
 
 def test_loader_asks_the_split_for_its_length(live: LiveServer, make_client: MakeClient) -> None:
-    loader = BatchLoader(make_client(live.url), "train", height=HEIGHT, width=WIDTH, batch_size=5)
+    request = BatchRequest(HEIGHT, WIDTH, batch_size=5)
+    loader = BatchLoader(make_client(live.url), "train", request)
     assert len(loader) == len(USABLE) // 5
-    loader = BatchLoader(
-        make_client(live.url), "train", height=HEIGHT, width=WIDTH, batch_size=5, drop_last=False
-    )
+    loader = BatchLoader(make_client(live.url), "train", request.replace(drop_last=False))
     assert len(loader) == -(-len(USABLE) // 5)
     assert len(list(loader)[-1].index) == len(USABLE) % 5
 

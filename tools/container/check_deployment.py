@@ -8,7 +8,7 @@
     check_deployment.py epoch URL [URL ...] --kill-after K --replica NAME=ADDR ...
         the same, while the replica serving the stream is killed after K frames.
     check_deployment.py client-epoch URL URL --kill-after K --replica NAME=ADDR ...
-        the same through the project's client (``segserve_client.http.SegClient``).
+        the same through the project's client (``segserve_client.SegClient``).
 
 Apart from ``client-epoch``, standard library only (``http.client`` and the
 wire framing of the API: an 8-byte little-endian length, then one safetensors
@@ -417,14 +417,14 @@ def run_epoch(args: argparse.Namespace, params: Params) -> None:
 
 
 def run_client_epoch(args: argparse.Namespace, params: Params) -> None:
-    """The project's client (``segserve_client.http.SegClient``) over several replicas.
+    """The project's client (``segserve_client.SegClient``) over several replicas.
 
     The client starts an epoch on its first replica (round robin from batch 0):
     that one is killed after ``--kill-after`` batches. A long back-off keeps a
     failed replica marked down, so that the end of the run can tell whether the
     client saw the failure.
     """
-    from segserve_client.http import SegClient  # the project's venv
+    from segserve_client import BatchRequest, SegClient  # the project's venv
 
     usable, total = usable_indices(Server(args.urls[0], args.token), params)
     replicas = {addr: name for name, addr in (item.split("=", 1) for item in args.replica)}
@@ -432,7 +432,11 @@ def run_client_epoch(args: argparse.Namespace, params: Params) -> None:
     killer = Killer(args.kill_after, replicas, shlex.split(args.kill_command))
     digests, seen = Digests(), Counter[int]()
     with SegClient(args.urls, args.token, backoff=120.0, max_backoff=120.0) as client:
-        stream = client.stream_epoch(params.split, params.epoch, **params.query())
+        request = BatchRequest(
+            params.height, params.width, batch_size=params.batch_size, seed=params.seed,
+            drop_last=False,
+        )  # fmt: skip
+        stream = client.stream_epoch(params.split, params.epoch, request)
         for number, batch in enumerate(stream):
             if batch.metadata.get("batch", str(number)) != str(number):
                 raise CheckFailedError(f"batch {number} says it is {batch.metadata['batch']}")

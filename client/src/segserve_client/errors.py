@@ -3,16 +3,20 @@
 Every error is a :class:`SegserveClientError`; catch that to handle them all.
 
     SegserveClientError
+    ├── RequestError                a parameter no server accepts (also a ValueError); not sent
     ├── TransportError              no usable answer: refused, reset, timed out, cut short
     ├── ProtocolError               an answer that breaks the API contract (bad framing, body)
-    └── ServerError                 an error status; ``status`` and the RFC 9457 ``problem``
-        ├── AuthenticationError     401: missing or wrong token
-        ├── NotFoundError           404: unknown split, index or batch out of range
-        ├── InvalidParameterError   422: ``detail`` names the parameter and its range
-        └── UnavailableError        429, 503 and other 5xx: retried; ``retry_after`` seconds
+    ├── ServerError                 an error status; ``status`` and the RFC 9457 ``problem``
+    │   ├── AuthenticationError     401: missing or wrong token
+    │   ├── NotFoundError           404: unknown split, index or batch out of range
+    │   ├── InvalidParameterError   422: ``detail`` names the parameter and its range
+    │   └── UnavailableError        429, 503 and other 5xx: retried; ``retry_after`` seconds
+    └── DeadlineExceededError       retried until the deadline: ``url``, ``waited``, ``reason``
 
 Only :class:`TransportError` and :class:`UnavailableError` are retried (see
-:func:`is_retryable`); the others would give the same answer again.
+:func:`is_retryable`), until the client's deadline; the others would give the
+same answer again. When the deadline passes, :class:`DeadlineExceededError`
+says where, for how long and why (its ``__cause__`` is the last failure).
 """
 
 from __future__ import annotations
@@ -23,6 +27,38 @@ from typing import Any
 
 class SegserveClientError(Exception):
     """Base of every error the client raises."""
+
+
+class RequestError(SegserveClientError, ValueError):
+    """A request parameter outside what any server accepts; raised before sending."""
+
+    def __init__(self, name: str, detail: str) -> None:
+        super().__init__(f"{name}: {detail}")
+        self.name = name
+        self.detail = detail
+
+
+class DeadlineExceededError(SegserveClientError):
+    """Retried failures went on until the client's deadline.
+
+    ``url``: the request last tried; ``waited``: seconds since the first
+    attempt; ``attempts``: how many were made; ``reason``: the last failure.
+    """
+
+    def __init__(
+        self, url: str, waited: float, attempts: int, deadline: float, reason: BaseException
+    ) -> None:
+        retry_after = getattr(reason, "retry_after", None)
+        asked = "" if retry_after is None else f" (Retry-After {retry_after:g} s)"
+        super().__init__(
+            f"gave up on {url} after waiting {waited:.1f} s over {attempts} attempts "
+            f"(deadline {deadline:g} s); last failure: {reason}{asked}"
+        )
+        self.url = url
+        self.waited = waited
+        self.attempts = attempts
+        self.deadline = deadline
+        self.reason = reason
 
 
 class TransportError(SegserveClientError):

@@ -14,7 +14,6 @@ MXNet is imported here only, when an iterator is first iterated.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -26,53 +25,50 @@ from segserve_client.buffers import BufferPool
 from segserve_client.http import SegClient
 from segserve_client.loader import BatchLoader
 from segserve_client.normalize import labels_as_float, normalize
+from segserve_client.protocol.params import default_layout
+from segserve_client.request import BatchRequest
+from segserve_client.session import DEFAULT_URL, Url
 
 Transport = Literal["uint8", "float32"]
 Void = Literal["background", "ignore"]
 F32Array = npt.NDArray[np.float32]
-DEFAULT_URL = "http://127.0.0.1:8000"
+__all__ = ["DEFAULT_URL", "Transport", "VOCBatches", "Void", "load_data_voc"]
 
 
 class VOCBatches:
-    """``(X, Y)`` NDArray batches of one split; every ``iter()`` starts the next epoch."""
+    """``(X, Y)`` NDArray batches of one split; every ``iter()`` starts the next epoch.
+
+    ``request`` holds every batch parameter; its ``dtype`` is the transport
+    (uint8 normalised here, or float32 normalised by the server) and its
+    ``epoch`` the first epoch served.
+    """
 
     def __init__(
-        self,
-        client: SegClient,
-        split: str,
-        *,
-        batch_size: int,
-        crop_size: tuple[int, int],
-        shuffle: bool,
-        seed: int = 0,
-        void: Void = "background",
-        transport: Transport = "uint8",
-        prefetch: int = 2,
-        first_epoch: int = 0,
+        self, client: SegClient, split: str, request: BatchRequest, *, prefetch: int = 2
     ) -> None:
-        if transport not in ("uint8", "float32"):
-            raise ValueError(f"transport must be 'uint8' or 'float32', got {transport!r}")
+        if request.resolved_layout != default_layout(request.dtype):
+            raise ValueError("the adapter takes uint8 NHWC or float32 NCHW images (layout=None)")
         self.client = client
         self.split = split
-        self.batch_size = batch_size
-        self.crop_size = crop_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.void = void
-        self.transport = transport
+        self.request = request
         self.prefetch = prefetch
-        self.epoch = first_epoch
         self._outputs = BufferPool(capacity=2 * (prefetch + 2))
         self._len: int | None = None
 
+    @property
+    def epoch(self) -> int:
+        """The epoch the next ``iter()`` serves."""
+        return self.request.epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Serve epoch ``epoch`` on the next ``iter()``."""
+        self.request = self.request.replace(epoch=epoch)
+
     def loader(self, epoch: int) -> BatchLoader:
         """The :class:`BatchLoader` behind epoch ``epoch``."""
-        height, width = self.crop_size
-        return BatchLoader(
-            self.client, self.split, height=height, width=width, batch_size=self.batch_size,
-            epoch=epoch, seed=self.seed, prefetch=self.prefetch, shuffle=self.shuffle,
-            drop_last=True, void=self.void, dtype=self.transport,
-        )  # fmt: skip
+        return self.client.loader(
+            self.split, self.request.replace(epoch=epoch), prefetch=self.prefetch
+        )
 
     def __len__(self) -> int:
         if self._len is None:
@@ -87,14 +83,14 @@ class VOCBatches:
         import mxnet as mx
 
         loader = self.loader(self.epoch)
-        self.epoch += 1
+        self.set_epoch(self.epoch + 1)
         for features, labels in loader.map(self._arrays):
             yield mx.nd.from_numpy(features), mx.nd.from_numpy(labels)
 
     def _arrays(self, batch: Batch) -> tuple[F32Array, F32Array]:
         """Normalised features and float labels, in pooled buffers (runs in a prefetch thread)."""
         labels = labels_as_float(batch.label, out=self._outputs.float32(batch.label.shape))
-        if self.transport == "float32":
+        if batch.image.dtype == np.float32:
             return batch.image, labels
         n, h, w, _ = batch.image.shape
         return normalize(batch.image, out=self._outputs.float32((n, 3, h, w))), labels
@@ -103,7 +99,7 @@ class VOCBatches:
 def load_data_voc(
     batch_size: int,
     crop_size: tuple[int, int],
-    url: str | list[str] | None = None,
+    url: Url | None = None,
     *,
     token: str | None = None,
     seed: int = 0,
@@ -117,13 +113,15 @@ def load_data_voc(
     else ``http://127.0.0.1:8000``). ``void="background"`` gives the chapter's
     labels (border pixels 0); ``"ignore"`` keeps 255 for a loss that skips it.
     """
-    urls = url if url is not None else os.environ.get("SEGSERVE_URL", DEFAULT_URL)
-    client = SegClient(urls, token=token)
-    common: dict[str, Any] = {
-        "batch_size": batch_size, "crop_size": crop_size, "seed": seed, "void": void,
-        "transport": transport, "prefetch": prefetch,
-    }  # fmt: skip
+    if transport not in ("uint8", "float32"):
+        raise ValueError(f"transport must be 'uint8' or 'float32', got {transport!r}")
+    height, width = crop_size
+    request = BatchRequest(
+        height, width, batch_size=batch_size, seed=seed, void=void, dtype=transport,
+        drop_last=True,
+    )  # fmt: skip
+    client = SegClient(url, token=token)
     return (
-        VOCBatches(client, "train", shuffle=True, **common),
-        VOCBatches(client, "val", shuffle=False, **common),
+        VOCBatches(client, "train", request.replace(shuffle=True), prefetch=prefetch),
+        VOCBatches(client, "val", request.replace(shuffle=False), prefetch=prefetch),
     )

@@ -14,13 +14,25 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from segserve_client.batch import Batch
-from segserve_client.http import ParamValue, SegClient
+from segserve_client.request import BatchRequest
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class BatchSource(Protocol):
+    """What a loader fetches from (a :class:`~segserve_client.SegClient`)."""
+
+    def batch(
+        self, split: str, number: int, request: BatchRequest | None = None, *, hint: int | None
+    ) -> Batch:
+        """Batch ``number`` of ``request``'s epoch, asking replica ``hint`` first."""
+
+    def num_batches(self, split: str, request: BatchRequest | None = None) -> int:
+        """How many batches an epoch of ``request`` has."""
 
 
 def check_rank(rank: int, world_size: int) -> None:
@@ -50,53 +62,38 @@ def prefetched(fetch: Callable[[T], R], items: Iterable[T], depth: int) -> Itera
 
 
 class BatchLoader:
-    """The batches of one epoch of ``split`` for this trainer, in order.
+    """The batches of one epoch (``request.epoch``) of ``split`` for this trainer, in order.
 
-    ``params`` are the API.md batch parameters (``shuffle``, ``drop_last``,
-    ``small``, ``void``, ``flip``, ``scale``, ``dtype``, ``layout``).
-    ``prefetch`` batches are requested ahead of the one being consumed.
-    Iterating yields :class:`Batch` objects; :meth:`map` runs a conversion in
-    the prefetch threads as well.
+    ``source`` is a :class:`~segserve_client.SegClient`; ``request`` every
+    batch parameter. ``prefetch`` batches are requested ahead of the one being
+    consumed. Iterating yields :class:`Batch` objects; :meth:`map` runs a
+    conversion in the prefetch threads as well.
     """
 
     def __init__(
         self,
-        client: SegClient,
+        source: BatchSource,
         split: str,
+        request: BatchRequest,
         *,
-        height: int,
-        width: int,
-        batch_size: int = 64,
-        epoch: int = 0,
-        seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
         prefetch: int = 4,
-        **params: ParamValue,
     ) -> None:
         check_rank(rank, world_size)
-        self.client = client
+        self.source = source
         self.split = split
-        self.epoch = epoch
+        self.request = request
         self.rank = rank
         self.world_size = world_size
         self.prefetch = prefetch
-        self.params: dict[str, ParamValue] = {
-            "height": height,
-            "width": width,
-            "batch_size": batch_size,
-            "seed": seed,
-            **params,
-        }
         self._num_batches: int | None = None
 
     @property
     def num_batches(self) -> int:
         """Batches in the whole epoch (all ranks), asked of the server once."""
         if self._num_batches is None:
-            keys = ("height", "width", "batch_size", "small", "drop_last")
-            sizing = {k: self.params[k] for k in keys if k in self.params}
-            self._num_batches = int(self.client.split(self.split, **sizing)["batches"])
+            self._num_batches = self.source.num_batches(self.split, self.request)
         return self._num_batches
 
     def numbers(self) -> range:
@@ -115,10 +112,7 @@ class BatchLoader:
         def fetch(position_number: tuple[int, int]) -> T:
             position, number = position_number
             hint = position + self.rank
-            batch = self.client.batch(
-                self.split, number, hint=hint, epoch=self.epoch, **self.params
-            )
-            return transform(batch)
+            return transform(self.source.batch(self.split, number, self.request, hint=hint))
 
         return prefetched(fetch, enumerate(self.numbers()), self.prefetch)
 

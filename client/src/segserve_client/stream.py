@@ -1,76 +1,93 @@
 """Epoch streams (``GET /v1/splits/{split}/epochs/{epoch}``) that survive a dying replica.
 
-A package-internal helper of :class:`segserve_client.http.SegClient`. Frames are split
-by :func:`segserve_client.protocol.wire.iter_frames`, the same code the server's framing is
-tested against. When the stream breaks, it is asked for again from the first
+Built on the request layer: getting the next batch of the stream is one
+attempt of the :class:`~segserve_client.retry.RetryPolicy`, on the replica the
+stream is open on while it stays healthy. When the stream breaks -- cut,
+reset, an error status, or a clean end before the last batch asked for (a
+replica draining at a frame boundary) -- it is asked for again from the first
 batch not yet delivered (``start`` moved on), on the next healthy replica.
+Determinism makes the resumed part identical. Frames are split by
+:func:`segserve_client.protocol.wire.iter_frames`, the code the server's
+framing is tested against.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from contextlib import ExitStack
 
 from segserve_client.batch import Batch
-from segserve_client.errors import ProtocolError, ServerError, TransportError, is_retryable
+from segserve_client.errors import ProtocolError, TransportError
 from segserve_client.protocol import wire
+from segserve_client.session import Session, query_string
+from segserve_client.transport import FAILURES
 
-if TYPE_CHECKING:
-    from segserve_client.http import ParamValue, SegClient
 
+class _Resumable:
+    """One epoch stream, reopened at ``start`` whenever the open one fails."""
 
-def resume_stream(
-    client: SegClient, path: str, params: Mapping[str, ParamValue]
-) -> Iterator[Batch]:
-    """Yield the batches in order, resuming after failures (``client.retries`` in a row)."""
-    from segserve_client.http import query_string
+    def __init__(self, session: Session, path: str, query: Mapping[str, str], batches: range):
+        self.session = session
+        self.path = path
+        self.query = dict(query)
+        self.rest = batches  # the batch numbers not yet delivered
+        self.replica: int | None = None
+        self._frames: Iterator[bytearray] | None = None
+        self._url = ""
+        self._stack = ExitStack()
 
-    rest = dict(params)
-    start = _int(rest.pop("start", None), 0)
-    step = _int(rest.pop("step", None), 1)
-    failures = 0
-    while True:
-        i = client.replicas.pick(start)
-        target = path + query_string({**rest, "start": start, "step": step})
+    def target(self) -> str:
+        """The request target for the batches not yet delivered."""
+        rest = {"start": str(self.rest.start), "stop": str(self.rest.stop)}
+        return self.path + query_string({**self.query, **rest, "step": str(self.rest.step)})
+
+    def next_batch(self, replica: int) -> Batch:
+        """The next batch, read from ``replica`` (opening the stream there when needed)."""
+        if self.replica != replica:
+            self.close()
+            response = self._stack.enter_context(self.session.response(replica, self.target()))
+            self.replica, self._frames = replica, wire.iter_frames(response.raw.read)
+            self._url = response.url
         try:
-            for batch in _frames(client, i, target):
-                yield batch
-                start += step
-                failures = 0
-        except (TransportError, ServerError) as error:
-            if not is_retryable(error) or failures >= client.retries:
-                raise
-            failures += 1
-            client.replicas.failed(i, getattr(error, "retry_after", None))
-            client.pause(client.replicas.wait_time())
-            continue
-        client.replicas.succeeded(i)
-        return
+            return self._decode(self._read_frame())
+        except BaseException:
+            self.close()
+            raise
+
+    def _read_frame(self) -> bytearray:
+        assert self._frames is not None  # opened by next_batch
+        try:
+            frame = next(self._frames, None)
+        except (ValueError, *FAILURES) as error:
+            raise TransportError(f"{type(error).__name__}: {error}", url=self._url) from None
+        if frame is None:
+            raise TransportError(f"stream ended before batch {self.rest.start}", url=self._url)
+        return frame
+
+    def _decode(self, frame: bytearray) -> Batch:
+        try:
+            batch = Batch.decode(frame)
+        except ValueError as error:
+            raise ProtocolError(f"{self._url}: {error}") from None
+        self.rest = self.rest[1:]
+        return batch
+
+    def close(self) -> None:
+        """Close the open stream, if any (its connection is not reused)."""
+        self.replica, self._frames = None, None
+        self._stack.close()
 
 
-def _frames(client: SegClient, i: int, target: str) -> Iterator[Batch]:
-    """The batches of one streaming response from replica ``i``."""
-    with client._open(i, target) as response:
-        if response.status >= 400:
-            raise client._error(response)
-        frames = wire.iter_frames(response.raw.read)
-        while True:
-            try:
-                frame = next(frames, None)
-            except ValueError as error:
-                raise TransportError(str(error), url=response.url) from None
-            if frame is None:
-                return
-            try:
-                batch = Batch.decode(frame)
-            except ValueError as error:
-                raise ProtocolError(f"{response.url}: {error}") from None
-            yield batch
-
-
-def _int(value: ParamValue, default: int) -> int:
-    if value is None:
-        return default
-    if not isinstance(value, int):
-        raise TypeError(f"start and step must be integers, got {value!r}")
-    return value
+def epoch_stream(
+    session: Session, path: str, query: Mapping[str, str], batches: range
+) -> Iterator[Batch]:
+    """The batches ``batches`` (numbers of the epoch) of the stream at ``path``, in order."""
+    stream = _Resumable(session, path, query, batches)
+    try:
+        while stream.rest:
+            hint = stream.rest.start if stream.replica is None else stream.replica
+            yield session.retry.call(
+                session.replicas, stream.next_batch, hint=hint, url=stream.target()
+            )
+    finally:
+        stream.close()

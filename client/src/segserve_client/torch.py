@@ -18,7 +18,7 @@ torch is imported here only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from functools import partial
 from typing import Any, Literal
 
@@ -28,9 +28,11 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from segserve_client.batch import Batch
 from segserve_client.buffers import BufferPool
-from segserve_client.http import ParamValue, SegClient
-from segserve_client.loader import BatchLoader, check_rank
+from segserve_client.http import SegClient
+from segserve_client.loader import check_rank
 from segserve_client.normalize import normalize as normalize_images
+from segserve_client.request import BatchRequest
+from segserve_client.session import Url
 
 
 def worker_shard(rank: int, world_size: int, worker: int, num_workers: int) -> tuple[int, int]:
@@ -56,11 +58,18 @@ def distributed_rank() -> tuple[int, int]:
 
 
 class RemoteVOCSegmentation(IterableDataset[dict[str, Any]]):  # type: ignore[misc,unused-ignore]
-    """The batches of one split from segserve replicas ``urls`` (see the module docstring)."""
+    """The batches of one split from segserve (see the module docstring).
+
+    ``url``: one base URL, several replicas, or None for ``$SEGSERVE_URL``.
+    ``params`` are the other :class:`~segserve_client.BatchRequest` fields
+    (``shuffle``, ``flip``, ``scale``, ...); the image dtype follows
+    ``normalize`` and ``transport``: uint8 is sent and normalised here, or
+    (``transport="float32"``) the server normalises.
+    """
 
     def __init__(
         self,
-        urls: str | Sequence[str],
+        url: Url | None,
         split: str,
         height: int,
         width: int,
@@ -74,19 +83,27 @@ class RemoteVOCSegmentation(IterableDataset[dict[str, Any]]):  # type: ignore[mi
         normalize: bool = True,
         transport: Literal["uint8", "float32"] = "uint8",
         prefetch: int = 2,
-        **params: ParamValue,
+        **params: Any,
     ) -> None:
         super().__init__()
-        self.urls = [urls] if isinstance(urls, str) else list(urls)
-        self.split, self.height, self.width = split, height, width
-        self.batch_size, self.epoch, self.seed, self.token = batch_size, epoch, seed, token
+        if "dtype" in params:
+            raise TypeError("RemoteVOCSegmentation takes transport= (and normalize=), not dtype=")
+        dtype = "uint8" if not normalize else transport
+        self.request = BatchRequest(
+            height, width, batch_size=batch_size, seed=seed, epoch=epoch, dtype=dtype, **params
+        )
+        self.url, self.split, self.token = url, split, token
         self.rank, self.world_size = rank, world_size
-        self.normalize, self.transport, self.prefetch = normalize, transport, prefetch
-        self.params = params
+        self.normalize, self.prefetch = normalize, prefetch
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next iteration serves."""
+        return self.request.epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Serve epoch ``epoch`` on the next iteration (its own shuffle and crops)."""
-        self.epoch = epoch
+        self.request = self.request.replace(epoch=epoch)
 
     def shard(self) -> tuple[int, int]:
         """(first batch number, stride) of this process and DataLoader worker."""
@@ -101,13 +118,10 @@ class RemoteVOCSegmentation(IterableDataset[dict[str, Any]]):  # type: ignore[mi
     def __iter__(self) -> Iterator[dict[str, Any]]:
         first, stride = self.shard()
         outputs = BufferPool(capacity=self.prefetch + 2)
-        dtype = "uint8" if not self.normalize else self.transport
-        with SegClient(self.urls, token=self.token) as client:
-            loader = BatchLoader(
-                client, self.split, height=self.height, width=self.width,
-                batch_size=self.batch_size, epoch=self.epoch, seed=self.seed, rank=first,
-                world_size=stride, prefetch=self.prefetch, dtype=dtype, **self.params,
-            )  # fmt: skip
+        with SegClient(self.url, token=self.token) as client:
+            loader = client.loader(
+                self.split, self.request, rank=first, world_size=stride, prefetch=self.prefetch
+            )
             yield from loader.map(partial(self._tensors, outputs))
 
     def _tensors(self, outputs: BufferPool, batch: Batch) -> dict[str, Any]:

@@ -30,7 +30,8 @@ from segserve_client.errors import TransportError
 
 # Raised when a keep-alive connection the server had already closed is reused.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
-_FAILURES = (OSError, http.client.HTTPException)
+# What a broken connection raises while a response is read.
+FAILURES = (OSError, http.client.HTTPException)
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def request(
     conn, raw = _send(connections, replica, path, headers)
     try:
         yield Response(raw.status, raw.headers, raw, replica.url + path)
-    except _FAILURES as error:
+    except FAILURES as error:
         raise TransportError(f"{type(error).__name__}: {error}", url=replica.url) from error
     finally:
         if raw.isclosed() and not raw.will_close:
@@ -169,7 +170,7 @@ def _send(
             connections.discard_idle(replica)  # its siblings idled as long: the next is fresh
             if not reused:
                 raise TransportError(f"{type(error).__name__}: {error}", url=replica.url) from None
-        except _FAILURES as error:
+        except FAILURES as error:
             connections.discard(conn)
             raise TransportError(f"{type(error).__name__}: {error}", url=replica.url) from None
     raise TransportError("connection closed twice in a row", url=replica.url)
