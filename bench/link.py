@@ -3,8 +3,9 @@
 On a VOC-layout set of natural photographs (:mod:`bench.natural`), side by side:
 
 - segserve (one ``segserve serve`` process, 1 uvicorn worker), every transport
-  encoding the client offers, as the Gluon drop-in (``gluon-uint8``: float32
-  NCHW ``mx.nd`` batches in hand) and as uint8 batches (``BatchLoader``);
+  encoding both sides support, as the Gluon drop-in (``gluon-uint8``: float32
+  NCHW ``mx.nd`` batches in hand) and as uint8 batches (``uint8``:
+  ``BatchLoader``), as the preset's ``link_modes`` say;
 - WebDataset: tar shards of the original files (:mod:`bench.shards`) served
   by nginx as static files, read by :mod:`bench.wds_probe` with 0 and 2
   DataLoader workers;
@@ -14,10 +15,11 @@ On a VOC-layout set of natural photographs (:mod:`bench.natural`), side by side:
 First over loopback (servers on 127.0.0.1), then with the servers in a
 namespace of their own behind a veth pair shaped to each rate
 (:mod:`bench.netns`). Per link the configurations run one epoch per round in
-rotating order. Each epoch records the CPU seconds of the serving processes
-(segserve or nginx) and of the trainer's (its probe and the probe's children:
-DataLoader workers, curl), and on emulated links the bytes the trainer's end
-received.
+rotating order; an epoch is the preset's ``link_batches`` batches (all of them
+when 0), the same number for every pipeline. Each epoch records the CPU
+seconds of the serving processes (segserve or nginx) and of the trainer's (its
+probe and the probe's children: DataLoader workers, curl), and on emulated
+links the bytes the trainer's end received.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ from bench.stats import Epoch
 from bench.throughput import READY_TIMEOUT
 from bench.workspace import BenchError, Workspace, say
 
-SEGSERVE_MODES = ("gluon-uint8", "uint8")
 ENCODINGS = ("raw", "lossless", "jpeg")
 IN_PROCESS = "in process"
 _NGINX_READY = 30.0
@@ -108,7 +109,7 @@ def segserve_configs(
     configs = []
     asked = {"url": server.url, "encodings": ENCODINGS, **preset.fields}
     for encoding in trainers.client.call("encodings", **asked)["encodings"]:
-        for mode in SEGSERVE_MODES:
+        for mode in preset.link_modes:
             fields = {"url": server.url, "mode": mode, "encoding": encoding, **preset.fields}
             body = int(trainers.client.call("body_bytes", **fields)["bytes"])
             series = LinkSeries(link.name, "segserve", mode, encoding, server.workers)

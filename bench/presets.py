@@ -17,8 +17,8 @@ class Preset:
     it is the large one) and how many batches each size is timed on.
     ``link_*``: the link phase (:mod:`bench.link`): its natural-photograph data
     set, the emulated link rates (bits/s), rounds, batches per epoch (0: the
-    whole epoch), WebDataset's DataLoader workers and whether the chapter's
-    pipeline runs alongside.
+    whole epoch), segserve's delivery modes, WebDataset's DataLoader workers
+    and whether the chapter's pipeline runs alongside.
     """
 
     name: str
@@ -42,7 +42,8 @@ class Preset:
     link_val: int = 1449
     link_rates: tuple[int, ...] = (10**9, 10**10)
     link_rounds: int = 3
-    link_batches: int = 0
+    link_batches: int = 12
+    link_modes: tuple[str, ...] = ("gluon-uint8", "uint8")
     link_wds_workers: tuple[int, ...] = (0, 2)
     link_chapter: bool = True
 
@@ -83,6 +84,8 @@ PRESETS: Final[dict[str, Preset]] = {
         link_rates=(10**9,),
         link_rounds=1,
         link_batches=2,
+        link_modes=("gluon-uint8",),
+        link_wds_workers=(2,),
         link_chapter=False,
     ),
 }
