@@ -232,6 +232,7 @@ def measure_link(space: Workspace, preset: Preset) -> LinkRun:
     say(f"link: natural data set, {preset.link_train} train + {preset.link_val} val")
     root = ensure_natural(space.data, train=preset.link_train, val=preset.link_val)
     run.dataset = root.name
+    run.batches_per_epoch = preset.link_batches
     shards = write_shards(root, "train", space.data / f"shards-{root.name}")
     cache = space.fresh_cache("link")
     wds = webdataset_missing()

@@ -134,6 +134,7 @@ class LinkRun:
     load_before: list[float] = field(default_factory=list)
     load_after: list[float] = field(default_factory=list)
     dataset: str = ""
+    batches_per_epoch: int = 0
     links: list[LinkInfo] = field(default_factory=list)
     series: list[LinkSeries] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
