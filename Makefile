@@ -10,9 +10,11 @@ export UV_SYSTEM_CERTS := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 HOST ?= 127.0.0.1
+# Every Kubernetes manifest (kustomization.yaml is kustomize's, not an API object).
+K8S_MANIFESTS = $(filter-out %/kustomization.yaml,$(wildcard deploy/k8s/*.yaml deploy/k8s/optional/*.yaml))
 PORT ?= 8000
 
-.PHONY: help venv torch serve test lint typecheck pytest format lock bench bench-link bench-small container-test clean
+.PHONY: help venv torch chromium serve test lint typecheck pytest browser-test format lock bench bench-link bench-small container-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -32,16 +34,27 @@ serve: venv  ## serve the demo dataset (or SEGSERVE_DATA_ROOT) on http://$(HOST)
 
 test: lint typecheck pytest  ## ruff, mypy, then pytest
 
-lint: venv  ## ruff (lint and format check), hadolint, compose file check
+lint: venv  ## ruff (lint and format check), hadolint, strict Kubernetes manifest validation
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/kubernetes-validate --strict --quiet $(K8S_MANIFESTS)
 
 typecheck: venv  ## mypy --strict
 	$(VENV)/bin/mypy
 
-pytest: venv torch  ## the test suite
+pytest: venv torch chromium  ## the test suite (the browser tests included when chromium is there)
 	$(VENV)/bin/pytest
+
+# The browser tests drive Debian's chromium with playwright (playwright's own
+# browser download cannot work offline). As root with apt-get it is installed
+# when missing, as CI needs on a fresh machine; elsewhere those tests skip.
+chromium:  ## install Debian's chromium for the browser tests when it is missing
+	@sh tools/browser/install-chromium.sh
+
+SCREENSHOTS ?= out/browser
+browser-test: venv chromium  ## only the browser tests in Chromium; screenshots in $(SCREENSHOTS)
+	SEGSERVE_SCREENSHOTS=$(SCREENSHOTS) $(VENV)/bin/pytest tests/app/browser -v
 
 # PyTorch is not in the lockfile: its CUDA-free build is not on the package
 # registry. Where a local CPU wheel exists (TORCH_WHEEL), it is added to the

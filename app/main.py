@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
+from app.browser.pages import install_browser
 from app.deps import reject_unknown_query, require_token
 from app.metrics import MetricsMiddleware
 from app.problems import install_problem_handlers, move_problems_to_problem_json
@@ -70,6 +71,7 @@ def create_app_with_config(settings: Settings) -> FastAPI:
     for module in (dataset, samples, stats, crops, batches):
         v1.include_router(module.router)
     app.include_router(v1)
+    install_browser(app)
     _document_problems(app)
     return app
 

@@ -36,7 +36,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--phases",
-        default=",".join(PHASES),
+        default=PHASES,
         type=_phases,
         help=f"comma-separated, of {', '.join(PHASES)} (default: all); the other phases' "
         "results are kept from OUT/results.json",

@@ -13,6 +13,7 @@ class Preset:
     ``rounds``: each throughput configuration runs one epoch per round, rounds
     interleave the configurations so drifting machine load hits them alike.
     ``nginx_modes``: the client modes measured through nginx (:mod:`bench.nginx`).
+    ``scaleout_*``: replica counts and client modes of :mod:`bench.scaleout`.
     ``growth_*``: the base dataset of the growth check (``growth_factor`` times
     it is the large one) and how many batches each size is timed on.
     ``link_*``: the link phase (:mod:`bench.link`): its natural-photograph data
@@ -46,6 +47,8 @@ class Preset:
     link_modes: tuple[str, ...] = ("gluon-uint8", "uint8")
     link_wds_workers: tuple[int, ...] = (0, 2)
     link_chapter: bool = True
+    scaleout_replicas: tuple[int, ...] = (1, 2, 4)
+    scaleout_modes: tuple[str, ...] = ("uint8",)
 
     @property
     def fields(self) -> dict[str, int]:

@@ -8,11 +8,13 @@
 4. nginx: the same client through nginx in front of 1 and 2 replicas, and
    given both replicas directly (:mod:`bench.nginx`);
 5. growth: time per batch on the base and the larger dataset (:mod:`bench.growth`);
-6. link: segserve's encodings, WebDataset and the chapter on natural
+6. scale-out: 1, 2 and 4 replicas reached by the client directly and through
+   nginx, with the per-core figure (:mod:`bench.scaleout`);
+7. link: segserve's encodings, WebDataset and the chapter on natural
    photographs, over loopback and emulated 1 and 10 Gbit/s links (:mod:`bench.link`);
-7. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
+8. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
 
-Phases 1-5 are ``core``, 6 is ``link``; either can run alone. A run of only
+Phases 1-5 are ``core``, 6 ``scaleout``, 7 ``link``; each can run alone. A run of only
 some phases keeps the other phases' results from the ``results.json`` already
 in the output folder.
 """
@@ -34,6 +36,8 @@ from bench.presets import Preset
 from bench.protocol import Probe
 from bench.report import write_report
 from bench.results import Environment, Results
+from bench.scaleout import measure_scaleout
+from bench.scaleout_report import scaleout_section
 from bench.startup import measure_startup
 from bench.throughput import measure_throughput
 from bench.workspace import Workspace, say
@@ -56,7 +60,7 @@ def environment(preset: Preset) -> Environment:
     )
 
 
-PHASES = ("core", "link")
+PHASES = ("core", "scaleout", "link")
 
 
 def measure(preset: Preset, space: Workspace) -> Results:
@@ -92,6 +96,8 @@ def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES)
         results.environment.wall_seconds = round(time.perf_counter() - started, 1)
     else:
         results = previous(out, preset)
+    if "scaleout" in phases:
+        results.scaleout = measure_scaleout(space, preset)
     if "link" in phases:
         results.link = measure_link(space, preset)
     results.save(out / "results.json")
@@ -113,5 +119,6 @@ def previous(out: Path, preset: Preset) -> Results:
 
 def render(results: Results, out: Path) -> None:
     """Write the report and the plot of ``results`` into ``out``."""
-    write_report(results, out / "results.md", plot_name="results.png")
+    sections = [scaleout_section(results)]
+    write_report(results, out / "results.md", plot_name="results.png", sections=sections)
     write_plot(results, out / "results.png")

@@ -37,6 +37,13 @@ def png_bytes(pixels: U8Array) -> bytes:
     return buffer.getvalue()
 
 
+def jpeg_bytes(pixels: U8Array, quality: int) -> bytes:
+    """JPEG of an (H, W, 3) RGB uint8 array at ``quality`` (1-95, PIL's scale)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
 def side_by_side(image: U8Array, label: U8Array) -> U8Array:
     """The RGB image (H, W, 3) and its label in colormap colours, left to right, ``GAP`` apart."""
     if image.shape[:2] != label.shape:

@@ -19,6 +19,7 @@ from app.bodies import (
     entity_tag,
     json_bytes,
     not_modified,
+    npy_chunks,
     npy_response,
     ok_response,
     rendered_response,
@@ -31,9 +32,16 @@ from app.queries import MAX_SIDE, BatchSize, DropLastQuery, SmallQuery, VoidQuer
 from service.errors import DatasetError, NoUsableSampleError
 from service.labels import apply_void, label_to_png
 from service.params import CropSpec
-from service.render import png_bytes
+from service.render import jpeg_bytes, png_bytes
 from service.sampling import num_batches, usable_indices
 from service.source import U8Array
+from service.thumbnail import (
+    MAX_THUMBNAIL,
+    MIN_THUMBNAIL,
+    THUMBNAIL_QUALITY,
+    image_thumbnail,
+    label_thumbnail,
+)
 
 router = APIRouter(prefix="/v1/splits", tags=["samples"])
 
@@ -45,6 +53,17 @@ SampleIndex = Annotated[
 Side = Annotated[
     int | None, Query(ge=1, le=MAX_SIDE, description="Crop side for `usable`; default: none.")
 ]
+ThumbnailSize = Annotated[
+    int | None,
+    Query(
+        ge=MIN_THUMBNAIL,
+        le=MAX_THUMBNAIL,
+        description="Thumbnail: scaled on the server to fit a `size` x `size` square "
+        "(aspect kept, never enlarged); default: full size.",
+        examples=[160],
+    ),
+]
+_IMAGE_TYPES: Final = {"jpeg": JPEG, "npy": NPY, "png": PNG}
 
 
 @router.get("/{split}", summary="A split", responses=_ERRORS)
@@ -87,15 +106,25 @@ async def image(
     index: SampleIndex,
     format: Annotated[
         Literal["jpeg", "npy", "png"],
-        Query(description="`jpeg`: the stored file; `npy`: (H, W, 3) uint8 RGB; `png`."),
+        Query(
+            description="`jpeg`: the stored file (with `size`, a new JPEG of the thumbnail); "
+            "`npy`: (H, W, 3) uint8 RGB; `png`."
+        ),
     ] = "jpeg",
+    size: ThumbnailSize = None,
 ) -> Response:
     """The stored JPEG as it is on disk, or the decoded RGB pixels as `.npy` or PNG."""
     pixels = split.image(index)
-    etag = entity_tag(dataset.fingerprint, "image", split.name, index, format)
+    etag = entity_tag(dataset.fingerprint, "image", split.name, index, format, size)
     if (cached := not_modified(request, etag)) is not None:
         return cached
     headers = cache_headers(etag)
+    if size is not None:
+        media_type = _IMAGE_TYPES[format]
+        render = _image_thumbnail_body
+        return await rendered_response(
+            services.slots, media_type, headers, render, pixels, size, format
+        )
     if format == "npy":
         return npy_response(pixels, headers)
     if format == "png":
@@ -126,12 +155,15 @@ async def label(
             "`png`: palette PNG in the colormap; `safetensors`: tensor `label`."
         ),
     ] = "npy",
+    size: ThumbnailSize = None,
 ) -> Response:
     """Class indices of every pixel (255 = border unless `void=background`)."""
     stored = split.label(index)
-    etag = entity_tag(dataset.fingerprint, "label", split.name, index, void, format)
+    etag = entity_tag(dataset.fingerprint, "label", split.name, index, void, format, size)
     if (cached := not_modified(request, etag)) is not None:
         return cached
+    if size is not None:
+        stored = label_thumbnail(stored, size)  # nearest pixels: at most size x size of them
     headers, indices = cache_headers(etag), apply_void(stored, void)
     if format == "npy":
         return npy_response(indices, headers)
@@ -142,6 +174,16 @@ async def label(
         return await rendered_response(services.slots, PNG, headers, label_to_png, indices)
     check_json_size(indices.size, services.settings.max_json_elements, "label")
     return await rendered_response(services.slots, JSON, headers, _label_json, indices)
+
+
+def _image_thumbnail_body(pixels: U8Array, size: int, format: str) -> bytes:
+    """The image scaled to fit ``size``, as a JPEG, PNG or ``.npy`` body."""
+    small = image_thumbnail(pixels, size)
+    if format == "jpeg":
+        return jpeg_bytes(small, THUMBNAIL_QUALITY)
+    if format == "png":
+        return png_bytes(small)
+    return b"".join(npy_chunks(small))
 
 
 def _label_json(indices: U8Array) -> bytes:

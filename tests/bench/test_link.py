@@ -211,6 +211,6 @@ def test_results_round_trip_with_the_link_phase(tmp_path: Path) -> None:
 
 def test_phases_option() -> None:
     assert parse(["--phases", "link"]).phases == ("link",)
-    assert parse([]).phases == ("core", "link")
+    assert parse([]).phases == ("core", "scaleout", "link")
     with pytest.raises(SystemExit):
         parse(["--phases", "nope"])

@@ -1,0 +1,1 @@
+"""The dataset browser: HTML pages whose scripts read the data from the /v1 API."""

@@ -1,0 +1,1 @@
+"""Tests of the dataset browser: its pages, thumbnails, and the pages driven in Chromium."""
