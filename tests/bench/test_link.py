@@ -73,6 +73,7 @@ def test_namespace_is_removed_when_setup_fails(monkeypatch: pytest.MonkeyPatch) 
         return subprocess.CompletedProcess(argv, 0, netns.NAMESPACE, "")
 
     monkeypatch.setattr(netns, "_run", run)
+    monkeypatch.setattr(os.path, "exists", lambda _path: False)  # no veth left over
     with pytest.raises(netns.LinkError, match="no veth"), netns.namespace():
         pass
     assert calls[-2:] == [["ip", "netns", "list"], ["ip", "netns", "delete", netns.NAMESPACE]]
