@@ -216,6 +216,7 @@ class Results:
     nginx: NginxRun = field(default_factory=NginxRun)
     link: LinkRun = field(default_factory=LinkRun)
     scaleout: ScaleoutRun = field(default_factory=ScaleoutRun)
+    codecs: dict[str, Any] = field(default_factory=dict)  # see bench.codecs
 
     def series(self, key: str) -> Series | None:
         """The throughput series called ``key``, if measured."""
@@ -242,6 +243,7 @@ class Results:
             nginx=_nginx(document.get("nginx")),
             link=_link(document.get("link")),
             scaleout=_scaleout(document.get("scaleout")),
+            codecs=dict(document.get("codecs") or {}),
         )
 
 

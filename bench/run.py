@@ -14,9 +14,10 @@
    photographs, over loopback and emulated 1 and 10 Gbit/s links (:mod:`bench.link`);
 8. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
 
-Phases 1-5 are ``core``, 6 ``scaleout``, 7 ``link``; each can run alone. A run of only
-some phases keeps the other phases' results from the ``results.json`` already
-in the output folder.
+Phases 1-5 are ``core``, 6 ``scaleout``, 7 ``link``, and ``codecs``
+(:mod:`bench.codecs`: bytes per sample, encode and decode times of each
+transport encoding); each can run alone. A run of only some phases keeps the
+other phases' results from the ``results.json`` already in the output folder.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
+from bench.codecs import codecs_section, measure_codecs
 from bench.growth import measure_growth
 from bench.link import measure_link
 from bench.nginx import measure_nginx
@@ -60,7 +62,7 @@ def environment(preset: Preset) -> Environment:
     )
 
 
-PHASES = ("core", "scaleout", "link")
+PHASES = ("core", "scaleout", "link", "codecs")
 
 
 def measure(preset: Preset, space: Workspace) -> Results:
@@ -98,6 +100,8 @@ def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES)
         results = previous(out, preset)
     if "scaleout" in phases:
         results.scaleout = measure_scaleout(space, preset)
+    if "codecs" in phases:
+        results.codecs = measure_codecs(4 if preset.name == "full" else 1)
     if "link" in phases:
         results.link = measure_link(space, preset)
     results.save(out / "results.json")
@@ -119,6 +123,6 @@ def previous(out: Path, preset: Preset) -> Results:
 
 def render(results: Results, out: Path) -> None:
     """Write the report and the plot of ``results`` into ``out``."""
-    sections = [scaleout_section(results)]
+    sections = [scaleout_section(results), codecs_section(results.codecs)]
     write_report(results, out / "results.md", plot_name="results.png", sections=sections)
     write_plot(results, out / "results.png")

@@ -18,6 +18,7 @@ from bench.linkreport import choices, link_section, link_verdicts
 from bench.natural import missing_reason, write_natural
 from bench.nginx import find_nginx, static_config
 from bench.results import Environment, LinkInfo, LinkRun, LinkSeries, Results
+from bench.run import PHASES
 from bench.server import free_port
 from bench.shards import write_shards
 from bench.stats import Epoch
@@ -212,6 +213,6 @@ def test_results_round_trip_with_the_link_phase(tmp_path: Path) -> None:
 
 def test_phases_option() -> None:
     assert parse(["--phases", "link"]).phases == ("link",)
-    assert parse([]).phases == ("core", "scaleout", "link")
+    assert parse([]).phases == PHASES
     with pytest.raises(SystemExit):
         parse(["--phases", "nope"])
