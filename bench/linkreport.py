@@ -168,7 +168,8 @@ def link_section(run: LinkRun) -> list[str]:
         "*vs raw*: against segserve `raw` of the same delivery on the same link. *KB/sample on "
         "the wire*: bytes the trainer's end of the veth received per sample delivered "
         "(headers, TCP and retransmissions included; for WebDataset also the samples the "
-        "crop filter drops after reading them); on loopback the payload sent (bodies, shard "
+        "crop filter drops after reading them; with epochs cut short, also what the loaders "
+        "had read ahead when the epoch stopped); on loopback the payload sent (bodies, shard "
         "files). CPU: user + system seconds of the serving processes (segserve, or nginx "
         "and its workers) and of the trainer's process with its children (DataLoader "
         "workers, curl), per sample delivered.",
