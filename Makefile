@@ -106,3 +106,6 @@ bench-link: venv torch  ## only the link phase (emulated 1 and 10 Gbit/s links),
 bench-small: venv torch  ## a two-minute smoke run of the benchmark, written to bench/out/small
 	@sh bench/install-nginx.sh
 	$(VENV)/bin/python -m bench --preset small --out bench/out/small --work-dir bench/out/small/work
+
+bench-recipes: venv  ## cost per batch of photometric and cat_max_ratio vs a plain batch, merged into bench/results.*
+	$(VENV)/bin/python -m bench --preset full --phases recipes --out bench

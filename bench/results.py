@@ -217,6 +217,7 @@ class Results:
     link: LinkRun = field(default_factory=LinkRun)
     scaleout: ScaleoutRun = field(default_factory=ScaleoutRun)
     codecs: dict[str, Any] = field(default_factory=dict)  # see bench.codecs
+    recipes: dict[str, Any] = field(default_factory=dict)  # bench.recipes.document
 
     def series(self, key: str) -> Series | None:
         """The throughput series called ``key``, if measured."""
@@ -244,6 +245,7 @@ class Results:
             link=_link(document.get("link")),
             scaleout=_scaleout(document.get("scaleout")),
             codecs=dict(document.get("codecs") or {}),
+            recipes=dict(document.get("recipes") or {}),
         )
 
 

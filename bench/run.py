@@ -12,9 +12,11 @@
    nginx, with the per-core figure (:mod:`bench.scaleout`);
 7. link: segserve's encodings, WebDataset and the chapter on natural
    photographs, over loopback and emulated 1 and 10 Gbit/s links (:mod:`bench.link`);
-8. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
+8. recipes: the cost per batch of ``photometric`` and ``cat_max_ratio``
+   against a plain batch (:mod:`bench.recipes`);
+9. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
 
-Phases 1-5 are ``core``, 6 ``scaleout``, 7 ``link``, and ``codecs``
+Phases 1-5 are ``core``, 6 ``scaleout``, 7 ``link``, 8 ``recipes``, and ``codecs``
 (:mod:`bench.codecs`: bytes per sample, encode and decode times of each
 transport encoding); each can run alone. A run of only some phases keeps the
 other phases' results from the ``results.json`` already in the output folder.
@@ -36,6 +38,7 @@ from bench.nginx import measure_nginx
 from bench.plot import write_plot
 from bench.presets import Preset
 from bench.protocol import Probe
+from bench.recipes import measure_recipes, recipes_section
 from bench.report import write_report
 from bench.results import Environment, Results
 from bench.scaleout import measure_scaleout
@@ -62,7 +65,7 @@ def environment(preset: Preset) -> Environment:
     )
 
 
-PHASES = ("core", "scaleout", "link", "codecs")
+PHASES = ("core", "scaleout", "link", "codecs", "recipes")
 
 
 def measure(preset: Preset, space: Workspace) -> Results:
@@ -102,6 +105,8 @@ def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES)
         results.scaleout = measure_scaleout(space, preset)
     if "codecs" in phases:
         results.codecs = measure_codecs(4 if preset.name == "full" else 1)
+    if "recipes" in phases:
+        results.recipes = measure_recipes(space, preset)
     if "link" in phases:
         results.link = measure_link(space, preset)
     results.save(out / "results.json")
@@ -123,6 +128,10 @@ def previous(out: Path, preset: Preset) -> Results:
 
 def render(results: Results, out: Path) -> None:
     """Write the report and the plot of ``results`` into ``out``."""
-    sections = [scaleout_section(results), codecs_section(results.codecs)]
+    sections = [
+        scaleout_section(results),
+        codecs_section(results.codecs),
+        recipes_section(results.recipes),
+    ]
     write_report(results, out / "results.md", plot_name="results.png", sections=sections)
     write_plot(results, out / "results.png")
