@@ -20,6 +20,8 @@ class Preset:
     set, the emulated link rates (bits/s), rounds, batches per epoch (0: the
     whole epoch), segserve's delivery modes, WebDataset's DataLoader workers
     and whether the chapter's pipeline runs alongside.
+    ``trainer_*``: the many-trainers phase (:mod:`bench.trainers`): how many
+    trainer processes, on how many replicas, each for how long.
     """
 
     name: str
@@ -49,6 +51,10 @@ class Preset:
     link_chapter: bool = True
     scaleout_replicas: tuple[int, ...] = (1, 2, 4)
     scaleout_modes: tuple[str, ...] = ("uint8",)
+    trainer_counts: tuple[int, ...] = (1, 4, 16)
+    trainer_replicas: tuple[int, ...] = (1, 2)
+    trainer_seconds: float = 20.0
+    trainer_batch_size: int = 16
 
     @property
     def fields(self) -> dict[str, int]:
@@ -90,5 +96,8 @@ PRESETS: Final[dict[str, Preset]] = {
         link_modes=("gluon-uint8",),
         link_wds_workers=(2,),
         link_chapter=False,
+        trainer_counts=(1, 4),
+        trainer_replicas=(1,),
+        trainer_seconds=3.0,
     ),
 }

@@ -14,9 +14,11 @@
    photographs, over loopback and emulated 1 and 10 Gbit/s links (:mod:`bench.link`);
 8. recipes: the cost per batch of ``photometric`` and ``cat_max_ratio``
    against a plain batch (:mod:`bench.recipes`);
-9. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
+9. many trainers: 1, 4 and 16 trainer processes on one server and on two
+   replicas (:mod:`bench.trainers`);
+10. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
 
-Phases 1-5 are ``core``, 6 ``scaleout``, 7 ``link``, 8 ``recipes``, and ``codecs``
+Phases 1-5 are ``core``, 6 ``scaleout``, 7 ``link``, 8 ``recipes``, 9 ``trainers``, and ``codecs``
 (:mod:`bench.codecs`: bytes per sample, encode and decode times of each
 transport encoding); each can run alone. A run of only some phases keeps the
 other phases' results from the ``results.json`` already in the output folder.
@@ -45,6 +47,7 @@ from bench.scaleout import measure_scaleout
 from bench.scaleout_report import scaleout_section
 from bench.startup import measure_startup
 from bench.throughput import measure_throughput
+from bench.trainers_report import measure_trainers_phase, trainers_section
 from bench.workspace import Workspace, say
 
 
@@ -65,7 +68,7 @@ def environment(preset: Preset) -> Environment:
     )
 
 
-PHASES = ("core", "scaleout", "link", "codecs", "recipes")
+PHASES = ("core", "scaleout", "link", "codecs", "recipes", "trainers")
 
 
 def measure(preset: Preset, space: Workspace) -> Results:
@@ -107,6 +110,8 @@ def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES)
         results.codecs = measure_codecs(4 if preset.name == "full" else 1)
     if "recipes" in phases:
         results.recipes = measure_recipes(space, preset)
+    if "trainers" in phases:
+        results.trainers = measure_trainers_phase(space, preset)
     if "link" in phases:
         results.link = measure_link(space, preset)
     results.save(out / "results.json")
@@ -132,6 +137,7 @@ def render(results: Results, out: Path) -> None:
         scaleout_section(results),
         codecs_section(results.codecs),
         recipes_section(results.recipes),
+        trainers_section(results),
     ]
     write_report(results, out / "results.md", plot_name="results.png", sections=sections)
     write_plot(results, out / "results.png")
