@@ -124,6 +124,8 @@ def test_gallery_filters_by_class_present(web: Watched, screenshots: Path) -> No
     for index in shown:
         label = web.page.request.get(f"{web.origin}/v1/splits/train/samples/{index}/label").body()
         assert chosen in np.load(io.BytesIO(label)), f"sample {index} has no class {chosen}"
+    titles = web.page.eval_on_selector_all(".gallery .thumb", "links => links.map(a => a.title)")
+    assert all("person" in title for title in titles), titles
     web.page.screenshot(path=screenshots / "gallery-person.png")
     _clean(web)
 
@@ -242,7 +244,13 @@ def test_dataset_page_counts_usable_samples_per_crop(web: Watched, screenshots: 
     tall = web.page.request.get(f"{web.origin}/v1/splits/train?height=400&width=480").json()
     assert web.page.evaluate(usable) == str(tall["usable"])
     if web.page.get_attribute("body", "data-stats") == "yes":
-        web.page.wait_for_selector("#stats img[data-ready]")
+        web.page.wait_for_function(
+            "() => document.querySelectorAll('#stats img[data-ready]').length === 3"
+        )
+        calls = web.page.eval_on_selector_all(
+            "#api-calls input.url", "inputs => inputs.map(i => i.value)"
+        )
+        assert any(call.endswith("/v1/splits/val/stats?format=png") for call in calls)
     web.page.screenshot(path=screenshots / "dataset.png", full_page=True)
     _clean(web)
 
