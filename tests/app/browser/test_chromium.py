@@ -80,6 +80,7 @@ def test_gallery_shows_its_pictures(web: Watched, screenshots: Path) -> None:
     assert len(pictures) == 2 * PER_PAGE
     weight = sum(_body_size(request) for request in pictures)
     assert weight < PAGE_BUDGET, f"a gallery page costs {weight} bytes"
+    assert all("authorization" not in r.headers for r in web.requests)  # no token, none sent
     _clean(web)
 
 
