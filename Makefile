@@ -10,6 +10,8 @@ export UV_SYSTEM_CERTS := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 HOST ?= 127.0.0.1
+# Every Kubernetes manifest (kustomization.yaml is kustomize's, not an API object).
+K8S_MANIFESTS = $(filter-out %/kustomization.yaml,$(wildcard deploy/k8s/*.yaml deploy/k8s/optional/*.yaml))
 PORT ?= 8000
 
 .PHONY: help venv torch chromium serve test lint typecheck pytest browser-test format lock bench bench-small container-test clean
@@ -32,10 +34,11 @@ serve: venv  ## serve the demo dataset (or SEGSERVE_DATA_ROOT) on http://$(HOST)
 
 test: lint typecheck pytest  ## ruff, mypy, then pytest
 
-lint: venv  ## ruff (lint and format check), hadolint, compose file check
+lint: venv  ## ruff (lint and format check), hadolint, strict Kubernetes manifest validation
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/kubernetes-validate --strict --quiet $(K8S_MANIFESTS)
 
 typecheck: venv  ## mypy --strict
 	$(VENV)/bin/mypy

@@ -7,10 +7,12 @@ command line (argparse's own convention), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -155,9 +157,6 @@ def _add_prepare(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from app.state import load_dataset
     from service.index import scan_voc
 
     options = {
@@ -167,31 +166,35 @@ def _serve(args: argparse.Namespace) -> int:
         "SEGSERVE_WORKERS": args.workers,
         "SEGSERVE_CACHE_DIR": args.cache_dir,
         "SEGSERVE_LABEL_DIR": args.label_dir,
-        "SEGSERVE_SPLIT_DIR": args.split_dir,
     }
     # Workers build their settings from the environment: that is how options reach them.
     os.environ.update({name: str(value) for name, value in options.items() if value is not None})
     settings = Settings()
     if settings.data_root is not None:
-        # Fail now, with one clear line.
-        scan_voc(settings.data_root, settings.label_dir, settings.split_dir)
-    if settings.workers > 1:
-        load_dataset(settings)  # build the cache once here, not once per worker
+        scan_voc(settings.data_root, settings.label_dir)  # fail now, with one clear line
     with tempfile.TemporaryDirectory(prefix="segserve-metrics-") as metrics_dir:
         if settings.workers > 1:
+            # Read when prometheus-client is imported: before the app is.
             os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
-        uvicorn.run(
-            "app.main:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_level=settings.log_level,
-            # Trainers pause between epochs (validation, checkpoints); keep their
-            # connections open as long as nginx keeps its own (deploy/nginx.conf).
-            timeout_keep_alive=75,
-        )
+        with _collection_paused():
+            from app.server import serve
+        serve(settings)
     return 0
+
+
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """``app.server.collection_paused`` before that module (and the whole app) is imported.
+
+    Importing the app creates about 130,000 objects that live as long as the
+    process; collecting meanwhile only walks them again and again.
+    """
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def _download(args: argparse.Namespace) -> int:

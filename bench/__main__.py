@@ -9,7 +9,15 @@ from pathlib import Path
 
 from bench.presets import PRESETS
 from bench.results import Results
-from bench.run import render, run
+from bench.run import PHASES, render, run
+
+
+def _phases(text: str) -> tuple[str, ...]:
+    chosen = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in chosen if name not in PHASES]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"phases are {', '.join(PHASES)}; got {text!r}")
+    return chosen
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -27,6 +35,13 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="datasets (kept between runs), caches and logs",
     )
     parser.add_argument(
+        "--phases",
+        default=PHASES,
+        type=_phases,
+        help=f"comma-separated, of {', '.join(PHASES)} (default: all); the other phases' "
+        "results are kept from OUT/results.json",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="re-render results.md and results.png from OUT/results.json",
@@ -40,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.report_only:
         render(Results.load(args.out / "results.json"), args.out)
         return
-    run(PRESETS[args.preset], args.out, args.work_dir)
+    run(PRESETS[args.preset], args.out, args.work_dir, args.phases)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ class Preset:
     ``rounds``: each throughput configuration runs one epoch per round, rounds
     interleave the configurations so drifting machine load hits them alike.
     ``nginx_modes``: the client modes measured through nginx (:mod:`bench.nginx`).
+    ``scaleout_*``: replica counts and client modes of :mod:`bench.scaleout`.
     ``growth_*``: the base dataset of the growth check (``growth_factor`` times
     it is the large one) and how many batches each size is timed on.
     """
@@ -34,6 +35,8 @@ class Preset:
     chapter_workers: tuple[int, ...] = (0, 2)
     server_workers: tuple[int, ...] = (1, 2)
     nginx_modes: tuple[str, ...] = ("uint8", "gluon-uint8")
+    scaleout_replicas: tuple[int, ...] = (1, 2, 4)
+    scaleout_modes: tuple[str, ...] = ("uint8",)
 
     @property
     def fields(self) -> dict[str, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.memory import ProcessMemory
@@ -290,10 +291,17 @@ def growth_section(results: Results) -> list[str]:
     ]
 
 
-def write_report(results: Results, path: Path, *, plot_name: str) -> None:
-    """Write ``results.md`` for ``results``; the plot is linked as ``plot_name``."""
+def write_report(
+    results: Results, path: Path, *, plot_name: str, sections: Sequence[list[str]] = ()
+) -> None:
+    """Write ``results.md`` for ``results``; the plot is linked as ``plot_name``.
+
+    ``sections``: the lines of further sections (phases with a report module of
+    their own), placed after the core ones.
+    """
     lines = header(results) + targets_section(results) + throughput_section(results)
     lines += nginx_section(results)
     lines += startup_section(results) + memory_section(results) + growth_section(results)
+    lines += [line for section in sections for line in section]
     lines += ["", f"![samples/s per configuration]({plot_name})", ""]
     path.write_text("\n".join(lines), encoding="utf-8")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.memory import ProcessMemory
-from bench.stats import Epoch, Series
+from bench.stats import Epoch, Series, median
 
 
 @dataclass
@@ -81,6 +81,60 @@ class NginxRun:
 
 
 @dataclass
+class ScaleSeries:
+    """One route to ``replicas`` replicas in the scale-out phase, epoch by epoch.
+
+    ``route``: ``direct`` (the client given every replica's URL) or ``nginx``
+    (one nginx listing them); ``mode``: the client probe's delivery mode.
+    Per epoch, the CPU seconds the replicas and nginx spent (from /proc);
+    ``sample_bytes``: body bytes per sample of one batch as sent.
+    """
+
+    route: str
+    replicas: int
+    mode: str
+    epochs: list[Epoch] = field(default_factory=list)
+    server_cpu: list[float] = field(default_factory=list)
+    proxy_cpu: list[float] = field(default_factory=list)
+    sample_bytes: float = 0.0
+
+    @property
+    def key(self) -> str:
+        """A short unique name, e.g. ``direct-4r-uint8``."""
+        return f"{self.route}-{self.replicas}r-{self.mode}"
+
+    @property
+    def rate(self) -> float:
+        """Median samples per second."""
+        return median([epoch.rate for epoch in self.epochs])
+
+    @property
+    def per_core(self) -> float:
+        """Median samples per CPU-second of the replicas: the per-core serving rate."""
+        pairs = zip(self.epochs, self.server_cpu, strict=True)
+        return median([epoch.samples / cpu for epoch, cpu in pairs if cpu > 0])
+
+
+@dataclass
+class ScaleoutRun:
+    """The scale-out phase: whether it ran, its series, and the machine's load around it."""
+
+    status: str = "not run"
+    started: str = ""
+    wall_seconds: float = 0.0
+    cpus: int = 0
+    load_before: list[float] = field(default_factory=list)
+    load_after: list[float] = field(default_factory=list)
+    series: list[ScaleSeries] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def find(self, route: str, replicas: int, mode: str) -> ScaleSeries | None:
+        """The series of ``route`` to ``replicas`` replicas in ``mode``, if measured."""
+        key = f"{route}-{replicas}r-{mode}"
+        return next((s for s in self.series if s.key == key), None)
+
+
+@dataclass
 class Results:
     """One benchmark run."""
 
@@ -89,6 +143,7 @@ class Results:
     startup: Startup = field(default_factory=Startup)
     growth: list[GrowthSize] = field(default_factory=list)
     nginx: NginxRun = field(default_factory=NginxRun)
+    scaleout: ScaleoutRun = field(default_factory=ScaleoutRun)
 
     def series(self, key: str) -> Series | None:
         """The throughput series called ``key``, if measured."""
@@ -113,6 +168,7 @@ class Results:
             startup=Startup(**startup),
             growth=[GrowthSize(**g) for g in document["growth"]],
             nginx=_nginx(document.get("nginx")),
+            scaleout=_scaleout(document.get("scaleout")),
         )
 
 
@@ -126,3 +182,15 @@ def _nginx(document: dict[str, Any] | None) -> NginxRun:
         return NginxRun()
     fields = dict(document)
     return NginxRun(series=[_series(s) for s in fields.pop("series")], **fields)
+
+
+def _scaleout(document: dict[str, Any] | None) -> ScaleoutRun:
+    if document is None:  # results written before the scale-out phase existed
+        return ScaleoutRun()
+    fields = dict(document)
+    series = []
+    for item in fields.pop("series"):
+        item = dict(item)
+        epochs = [Epoch(**epoch) for epoch in item.pop("epochs")]
+        series.append(ScaleSeries(epochs=epochs, **item))
+    return ScaleoutRun(series=series, **fields)

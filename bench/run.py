@@ -8,7 +8,13 @@
 4. nginx: the same client through nginx in front of 1 and 2 replicas, and
    given both replicas directly (:mod:`bench.nginx`);
 5. growth: time per batch on the base and the larger dataset (:mod:`bench.growth`);
-6. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
+6. scale-out: 1, 2 and 4 replicas reached by the client directly and through
+   nginx, with the per-core figure (:mod:`bench.scaleout`);
+7. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
+
+Phases 1-5 are ``core``, 6 is ``scaleout``; either can run alone. A run of only
+some phases keeps the other phases' results from the ``results.json`` already
+in the output folder.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from bench.presets import Preset
 from bench.protocol import Probe
 from bench.report import write_report
 from bench.results import Environment, Results
+from bench.scaleout import measure_scaleout
+from bench.scaleout_report import scaleout_section
 from bench.startup import measure_startup
 from bench.throughput import measure_throughput
 from bench.workspace import Workspace, say
@@ -70,20 +78,42 @@ def measure(preset: Preset, space: Workspace) -> Results:
     return results
 
 
-def run(preset: Preset, out: Path, work: Path) -> Results:
-    """Measure, then write ``results.json``, ``results.md`` and ``results.png`` into ``out``."""
+PHASES = ("core", "scaleout")
+
+
+def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES) -> Results:
+    """Measure ``phases``, then write ``results.json``, ``results.md`` and ``results.png``
+    into ``out`` (keeping the results of the phases not run from the ``results.json`` there)."""
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    results = measure(preset, Workspace(work))
-    results.environment.load_after = list(os.getloadavg())
-    results.environment.wall_seconds = round(time.perf_counter() - started, 1)
+    space = Workspace(work)
+    if "core" in phases:
+        results = measure(preset, space)
+        results.environment.load_after = list(os.getloadavg())
+        results.environment.wall_seconds = round(time.perf_counter() - started, 1)
+    else:
+        results = previous(out, preset)
+    if "scaleout" in phases:
+        results.scaleout = measure_scaleout(space, preset)
     results.save(out / "results.json")
     render(results, out)
-    say(f"done in {results.environment.wall_seconds:.0f} s: {out / 'results.md'}")
+    say(f"done in {time.perf_counter() - started:.0f} s: {out / 'results.md'}")
     return results
+
+
+def previous(out: Path, preset: Preset) -> Results:
+    """The results already in ``out`` (of the same preset), else an empty set."""
+    path = out / "results.json"
+    if path.exists():
+        results = Results.load(path)
+        if results.environment.preset == preset.name:
+            return results
+        say(f"{path} is of preset {results.environment.preset}: not kept")
+    return Results(environment(preset))
 
 
 def render(results: Results, out: Path) -> None:
     """Write the report and the plot of ``results`` into ``out``."""
-    write_report(results, out / "results.md", plot_name="results.png")
+    sections = [scaleout_section(results)]
+    write_report(results, out / "results.md", plot_name="results.png", sections=sections)
     write_plot(results, out / "results.png")

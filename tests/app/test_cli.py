@@ -94,24 +94,23 @@ def test_serve_hands_options_to_the_workers_through_the_environment(
 ) -> None:
     import os
 
-    import uvicorn
+    from app import server
 
     root = write_voc(tmp_path / "voc", VOC_SAMPLES, VOC_SPLITS)
     seen: dict[str, object] = {}
 
-    def fake_run(target: str, **options: object) -> None:
-        seen.update(options, target=target, environ=dict(os.environ))
+    def fake_run(supervisor: server.Supervisor) -> None:
+        seen.update(count=supervisor.count, environ=dict(os.environ))
 
-    monkeypatch.setattr(uvicorn, "run", fake_run)
-    argv = ["serve", "--data-root", str(root), "--port", "8123", "--workers", "2"]
+    monkeypatch.setattr(server.Supervisor, "run", fake_run)
+    argv = ["serve", "--data-root", str(root), "--port", "0", "--workers", "2"]
     assert main([*argv, "--cache-dir", str(tmp_path / "cache"), "--host", "127.0.0.1"]) == 0
     environ = seen["environ"]
     assert isinstance(environ, dict)
-    assert seen["target"] == "app.main:create_app"
-    assert seen["factory"] is True
-    assert (seen["port"], seen["workers"]) == (8123, 2)
+    assert seen["count"] == 2
     assert environ["SEGSERVE_DATA_ROOT"] == str(root)
     assert environ["SEGSERVE_WORKERS"] == "2"
+    assert environ["SEGSERVE_PORT"] == "0"
     assert Path(environ["PROMETHEUS_MULTIPROC_DIR"]).name.startswith("segserve-metrics-")
     assert any((tmp_path / "cache").iterdir()), "the cache is built once, before the workers"
 

@@ -28,6 +28,7 @@ from segserve_client.buffers import BufferPool
 from segserve_client.loader import BatchLoader
 from segserve_client.replicas import ReplicaSet
 from segserve_client.request import BatchRequest
+from segserve_client.resolver import Resolver, system_resolver
 from segserve_client.retry import DEFAULT_DEADLINE, RetryPolicy
 from segserve_client.session import Session, Url, read_json, read_npy
 from segserve_client.stream import epoch_stream
@@ -38,8 +39,10 @@ class SegClient:
 
     ``url``: one base URL (``http://host:8000``), several (a list, or one
     string with commas), or None for ``$SEGSERVE_URL``; requests are spread
-    over them and fail over between them. ``token`` is sent as
-    ``Authorization: Bearer <token>``. ``timeout`` bounds each socket
+    over them and fail over between them; a host name with several addresses
+    (a headless Service) is one replica per address, looked up with
+    ``resolver`` and again now and then (see :mod:`segserve_client.replicas`).
+    ``token`` is sent as ``Authorization: Bearer <token>``. ``timeout`` bounds each socket
     operation; ``deadline`` how long (seconds) a request keeps being retried
     through failures and overload; ``jitter`` the random share added to each
     wait. ``sleep``, ``clock`` and ``random`` are injectable for tests.
@@ -61,11 +64,12 @@ class SegClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = random_module.random,
+        resolver: Resolver = system_resolver,
     ) -> None:
         policy = RetryPolicy(deadline, jitter, sleep=sleep, clock=clock, random=random)
         self.session = Session(
             url, token, timeout=timeout, retry=policy, backoff=backoff,
-            max_backoff=max_backoff, buffers=buffers,
+            max_backoff=max_backoff, buffers=buffers, resolver=resolver,
         )  # fmt: skip
 
     def __enter__(self) -> SegClient:

@@ -24,6 +24,7 @@ from segserve_client.batch import Batch
 from segserve_client.buffers import BufferPool
 from segserve_client.errors import ProtocolError, ServerError, server_error
 from segserve_client.replicas import ReplicaSet
+from segserve_client.resolver import Resolver, system_resolver
 from segserve_client.retry import RetryPolicy
 from segserve_client.transport import (
     Connections,
@@ -64,7 +65,8 @@ class Session:
     ``url``: one base URL, several (a list, or one string with commas), or
     None for ``$SEGSERVE_URL``. ``token`` goes out as ``Authorization: Bearer``.
     ``timeout`` bounds each socket operation; ``retry`` is the retry policy;
-    ``backoff``/``max_backoff`` how long a failing replica stays out.
+    ``backoff``/``max_backoff`` how long a failing replica stays out;
+    ``resolver`` looks host names up (one replica per address).
     """
 
     def __init__(
@@ -77,11 +79,13 @@ class Session:
         backoff: float = 0.5,
         max_backoff: float = 30.0,
         buffers: int = 8,
+        resolver: Resolver = system_resolver,
     ) -> None:
         self.retry = retry or RetryPolicy()
         self.replicas = ReplicaSet(
-            replica_urls(url), backoff=backoff, max_backoff=max_backoff, clock=self.retry.clock
-        )
+            replica_urls(url), backoff=backoff, max_backoff=max_backoff, clock=self.retry.clock,
+            resolver=resolver,
+        )  # fmt: skip
         self.pool = BufferPool(buffers)
         self._connections = Connections(timeout)
         self._headers = {"User-Agent": "segserve-client", "Accept-Encoding": "identity"}
