@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Final
 
 from fastapi import Depends, Query
+from segserve_client.protocol.encoding import DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY
 
 from app.deps import SettingsDep
 from service.errors import InvalidParameterError
@@ -27,6 +28,7 @@ from service.params import (
     validate_batch,
     validate_crop,
 )
+from service.transport import ENCODINGS, Encoding, Transport, checked_transport
 
 MAX_SIDE: Final = 4096
 MAX_SEED: Final = SEED_LIMIT - 1
@@ -85,6 +87,26 @@ DropLastQuery = Annotated[
     bool,
     Query(description="Drop the last incomplete batch (the chapter's last_batch='discard')."),
 ]
+EncodingQuery = Annotated[
+    Encoding,
+    Query(
+        description="How image and label travel (safetensors only): `raw` arrays; `lossless` "
+        "(PNG Sub filter + zstd image, zstd label; decodes byte-identical to raw); "
+        "`jpeg` (JPEG 4:4:4 image at `quality`, zstd label). Encodings carry uint8 NHWC "
+        "images only. See docs/API.md, Encodings.",
+        examples=list(ENCODINGS),
+    ),
+]
+QualityQuery = Annotated[
+    int | None,
+    Query(
+        ge=MIN_QUALITY,
+        le=MAX_QUALITY,
+        description=f"JPEG quality {MIN_QUALITY}-{MAX_QUALITY} (default {DEFAULT_QUALITY}); "
+        "only with `encoding=jpeg`.",
+        examples=[DEFAULT_QUALITY],
+    ),
+]
 
 
 def crop_spec(
@@ -136,3 +158,13 @@ def batch_spec(
 
 
 BatchSpecDep = Annotated[BatchSpec, Depends(batch_spec)]
+
+
+def batch_transport(
+    spec: BatchSpecDep, encoding: EncodingQuery = "raw", quality: QualityQuery = None
+) -> Transport:
+    """The transport encoding of a batch or stream; 422 for a combination not served."""
+    return checked_transport(encoding, quality, spec.dtype, spec.layout)
+
+
+TransportDep = Annotated[Transport, Depends(batch_transport)]

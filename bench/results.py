@@ -117,7 +117,12 @@ class ScaleSeries:
 
 @dataclass
 class ScaleoutRun:
-    """The scale-out phase: whether it ran, its series, and the machine's load around it."""
+    """The scale-out phase: whether it ran, its series, and the machine's load around it.
+
+    ``warm_ready``: seconds from starting a replica on the warm cache to
+    ``/readyz`` 200, per worker count; ``warm_cpu``: the CPU seconds its
+    processes used by then (what a new pod costs before it serves).
+    """
 
     status: str = "not run"
     started: str = ""
@@ -126,6 +131,8 @@ class ScaleoutRun:
     load_before: list[float] = field(default_factory=list)
     load_after: list[float] = field(default_factory=list)
     series: list[ScaleSeries] = field(default_factory=list)
+    warm_ready: dict[str, list[float]] = field(default_factory=dict)
+    warm_cpu: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def find(self, route: str, replicas: int, mode: str) -> ScaleSeries | None:

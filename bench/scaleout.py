@@ -8,6 +8,8 @@ one nginx listing them all, configured from ``deploy/nginx.conf`` as in
 :mod:`bench.nginx`. Epochs interleave round by round, as in
 :mod:`bench.throughput`.
 
+First, replicas are started one at a time on the warm cache and timed to
+``/readyz`` 200 (with 1 and with 2 workers): how soon a new pod serves.
 Besides samples/s, each epoch records the CPU seconds the replicas (and nginx)
 spent on it, read from ``/proc``: samples per replica CPU-second is the
 per-core figure that the README's sizing guide multiplies out. On this
@@ -100,6 +102,19 @@ def _configs(
     return configs
 
 
+def warm_starts(
+    space: Workspace, preset: Preset, root: Path, cache: Path, run: ScaleoutRun
+) -> None:
+    """Replicas started one at a time on the warm cache, timed (and metered) to ``/readyz``."""
+    for round_ in range(preset.warm_starts):
+        for workers in preset.server_workers:
+            say(f"scale-out: warm start {round_ + 1}/{preset.warm_starts}, {workers} worker(s)")
+            log = space.log(f"scaleout-warm-{workers}w")
+            with Server(root, cache, workers, log) as server:
+                run.warm_ready.setdefault(str(workers), []).append(server.wait_ready(READY_TIMEOUT))
+                run.warm_cpu.setdefault(str(workers), []).append(cpu_seconds([server.process.pid]))
+
+
 def measure_scaleout(space: Workspace, preset: Preset) -> ScaleoutRun:
     """The scale-out phase (see the module docstring), on a cache of its own."""
     run = ScaleoutRun(
@@ -114,6 +129,7 @@ def measure_scaleout(space: Workspace, preset: Preset) -> ScaleoutRun:
     root = space.dataset(preset.train, preset.val, preset.seed)
     cache = space.fresh_cache("scaleout")
     prepare(root, cache, space.log("scaleout-prepare"))
+    warm_starts(space, preset, root, cache, run)
     with (
         ExitStack() as stack,
         Probe("bench.client_probe", [], space.log("scaleout-client")) as client,

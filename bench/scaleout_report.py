@@ -69,4 +69,28 @@ def scaleout_section(results: Results) -> list[str]:
         f"{_num(figure)} samples/s per core."
     )
     notes = [f"- {note}" for note in run.notes]
-    return [*lines, text, "", *_rows(head, rows), "", summary, *notes]
+    return [*lines, text, "", *_rows(head, rows), "", summary, *_warm(run), *notes]
+
+
+def _warm(run: ScaleoutRun) -> list[str]:
+    """The warm starts of new replicas, per worker count."""
+    if not run.warm_ready:
+        return []
+    rows = [
+        [
+            workers,
+            f"{median(seconds):.3f}",
+            f"{min(seconds):.3f}",
+            f"{median(run.warm_cpu.get(workers, [])):.3f}",
+            str(len(seconds)),
+        ]
+        for workers, seconds in sorted(run.warm_ready.items())
+    ]
+    head = ["workers", "start to `/readyz` s (median)", "fastest s", "CPU s used by then", "runs"]
+    text = (
+        "A new replica on a warm cache (what a pod scaled up with its cache built does): "
+        "seconds from starting `segserve serve` to its first `/readyz` 200, one start at a "
+        "time, and the CPU seconds its processes used by then (less sensitive to the "
+        "machine's load than the wall time)."
+    )
+    return ["", text, "", *_rows(head, rows)]

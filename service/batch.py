@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from segserve_client.protocol.encoding import encode_tensors
 from segserve_client.protocol.normalize import NORM_OFFSET, NORM_SCALE, normalize_sample
 from segserve_client.protocol.wire import Encoded, encode
 
@@ -27,6 +28,7 @@ from service.sampling import (
     usable_indices,
 )
 from service.source import SplitSource, U8Array
+from service.transport import RAW, Transport
 from service.voc import IGNORE_INDEX
 
 I32Array = npt.NDArray[np.int32]
@@ -175,12 +177,17 @@ def _check_index(source: SplitSource, crop: CropSpec, index: int) -> None:
         )
 
 
-def encode_batch(batch: Batch) -> Encoded:
-    """A :class:`Batch` as safetensors: ``image``, ``label``, ``index``, ``rect``."""
+def encode_batch(batch: Batch, transport: Transport = RAW) -> Encoded:
+    """A :class:`Batch` as safetensors: ``image``, ``label``, ``index``, ``rect``.
+
+    Under an encoding other than ``raw``, ``image`` and ``label`` travel as
+    per-sample frames (see :mod:`segserve_client.protocol.encoding`).
+    """
     tensors = {
         "image": batch.image,
         "label": batch.label,
         "index": batch.index,
         "rect": batch.rect,
     }
-    return encode(tensors, batch.metadata)
+    encoded, metadata = encode_tensors(tensors, transport)
+    return encode(encoded, {**batch.metadata, **metadata})

@@ -22,12 +22,13 @@ from app.bodies import (
 from app.deps import DatasetDep, ServicesDep, SplitDep, WorkSlotDep
 from app.metrics import Metrics
 from app.problems import problem_responses
-from app.queries import MAX_SEED, BatchSpecDep, EpochQuery
+from app.queries import MAX_SEED, BatchSpecDep, EpochQuery, TransportDep
 from app.streams import FrameStreamResponse
 from service.batch import encode_batch, make_batch
 from service.dataset import Split
 from service.params import BatchSpec
 from service.sampling import num_batches, usable_indices
+from service.transport import Transport, transport_tag
 
 router = APIRouter(prefix="/v1/splits", tags=["batches"])
 
@@ -38,14 +39,16 @@ BatchNumber = Annotated[int, Path(ge=0, description="Batch number within the epo
 EpochNumber = Annotated[int, Path(ge=0, le=MAX_SEED, description="Epoch number.")]
 
 
-def batch_builder(split: Split, spec: BatchSpec, metrics: Metrics) -> Callable[[int], Encoded]:
+def batch_builder(
+    split: Split, spec: BatchSpec, transport: Transport, metrics: Metrics
+) -> Callable[[int], Encoded]:
     """A function from batch number to encoded batch that also counts what it built."""
 
     def build(batch: int) -> Encoded:
         built = make_batch(split, spec, batch)
         metrics.batches.labels(split.name).inc()
         metrics.samples.labels(split.name).inc(len(built.index))
-        return encode_batch(built)
+        return encode_batch(built, transport)
 
     return build
 
@@ -62,16 +65,18 @@ async def one_batch(
     dataset: DatasetDep,
     split: SplitDep,
     spec: BatchSpecDep,
+    transport: TransportDep,
     batch: BatchNumber,
     epoch: EpochQuery = 0,
     format: Annotated[Literal["safetensors"], _FORMAT] = "safetensors",
 ) -> Response:
     """Batch `batch` of epoch `epoch`: tensors image, label, index, rect; same query, same bytes."""
     spec = dataclasses.replace(spec, epoch=epoch)
-    etag = entity_tag(dataset.fingerprint, "batch", split.name, batch, spec.describe())
+    tag = ("batch", split.name, batch, spec.describe(), *transport_tag(transport))
+    etag = entity_tag(dataset.fingerprint, *tag)
     if (cached := not_modified(request, etag)) is not None:
         return cached
-    build = batch_builder(split, spec, services.metrics)
+    build = batch_builder(split, spec, transport, services.metrics)
     encoded = await services.slots.run(build, batch)
     return safetensors_response(encoded, cache_headers(etag))
 
@@ -86,6 +91,7 @@ async def epoch_stream(
     services: ServicesDep,
     split: SplitDep,
     spec: BatchSpecDep,
+    transport: TransportDep,
     epoch: EpochNumber,
     _slot: WorkSlotDep,
     start: Annotated[int, Query(ge=0, description="First batch number.")] = 0,
@@ -102,7 +108,7 @@ async def epoch_stream(
     selected = range(num_batches(usable, spec.batch_size, spec.drop_last))[start:stop:step]
     headers = {"X-Batch-Count": str(len(selected))}
     return FrameStreamResponse(
-        batch_builder(split, spec, services.metrics),
+        batch_builder(split, spec, transport, services.metrics),
         selected,
         prefetch=services.settings.stream_prefetch,
         metrics=services.metrics,

@@ -19,6 +19,8 @@ def _series(route: str, replicas: int, seconds: float, cpu: float) -> ScaleSerie
 def _results() -> Results:
     environment = Environment("small", "now", 2, 24.0, {}, 10, 10)
     run = ScaleoutRun(status="measured", started="now", cpus=2, load_before=[1.0, 1.0, 1.0])
+    run.warm_ready = {"1": [0.9, 0.8, 1.0], "2": [1.0, 1.1, 0.9]}
+    run.warm_cpu = {"1": [0.7, 0.7, 0.7], "2": [0.9, 0.9, 0.9]}
     run.series = [
         _series("direct", 1, 1.0, 0.5),
         _series("direct", 2, 0.5, 0.5),
@@ -54,6 +56,12 @@ def test_rate_per_core_and_ratio() -> None:
     assert "| 2,000 | 2.00x | 1,536 | 2,000 | - |" in row
     (nginx,) = [line for line in lines if line.startswith("| through nginx | 1 |")]
     assert nginx.endswith("| 10,000 |")  # 2000 samples over 0.2 nginx CPU-seconds
+
+
+def test_warm_starts_are_reported() -> None:
+    lines = scaleout_section(_results())
+    assert "| 1 | 0.900 | 0.800 | 0.700 | 3 |" in lines
+    assert "| 2 | 1.000 | 0.900 | 0.900 | 3 |" in lines
 
 
 def test_section_says_why_when_not_measured() -> None:

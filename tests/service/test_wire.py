@@ -21,12 +21,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from segserve_client.protocol.wire import (
     DTYPES,
+    MAX_FRAME_BYTES,
     FrameReader,
     decode,
     encode,
     etag,
     frame_prefix,
     iter_frames,
+    iter_frames_into,
 )
 
 from service.batch import encode_batch, make_batch
@@ -240,6 +242,9 @@ def test_frames_round_trip(frames: list[bytes], cuts: list[int]) -> None:
     assert got == frames
     chunked = io.BytesIO(stream)
     assert list(iter_frames(lambda n: chunked.read(min(n, 7)))) == frames
+    pieces = io.BytesIO(stream)
+    into = iter_frames_into(lambda view: pieces.readinto(view[: cuts[0]]))
+    assert [frame.tobytes() for frame in into] == frames
 
 
 @pytest.mark.parametrize("cut", [1, 7, 9, 12])
@@ -248,6 +253,8 @@ def test_truncated_stream(cut: int) -> None:
     truncated = stream[: len(stream) - cut]
     with pytest.raises(ValueError, match="truncated"):
         list(iter_frames(io.BytesIO(truncated).read))
+    with pytest.raises(ValueError, match="truncated"):
+        list(iter_frames_into(io.BytesIO(truncated).readinto))
     reader = FrameReader()
     assert reader.feed(truncated) == []
     with pytest.raises(ValueError, match="truncated"):
@@ -260,4 +267,38 @@ def test_frame_limit() -> None:
         list(iter_frames(io.BytesIO(stream).read, max_frame=99))
     with pytest.raises(ValueError, match="exceeds the limit"):
         FrameReader(max_frame=99).feed(stream[:8])
+    with pytest.raises(ValueError, match="exceeds the limit"):
+        list(iter_frames_into(io.BytesIO(stream).readinto, max_frame=99))
     assert frame_prefix(2**40) == (2**40).to_bytes(8, "little")
+
+
+def test_a_corrupt_length_is_refused_before_anything_is_allocated() -> None:
+    """By default a length prefix above MAX_FRAME_BYTES (e.g. 2**64 - 1) is an error."""
+    asked: list[int] = []
+
+    def acquire(nbytes: int) -> npt.NDArray[np.uint8]:
+        asked.append(nbytes)
+        return np.empty(nbytes, np.uint8)
+
+    for length in (MAX_FRAME_BYTES + 1, 2**64 - 1):
+        stream = frame_prefix(length) + bytes(16)
+        with pytest.raises(ValueError, match="exceeds the limit"):
+            list(iter_frames_into(io.BytesIO(stream).readinto, acquire))
+        with pytest.raises(ValueError, match="exceeds the limit"):
+            list(iter_frames(io.BytesIO(stream).read))
+        with pytest.raises(ValueError, match="exceeds the limit"):
+            FrameReader().feed(stream)
+    assert asked == []
+
+
+def test_frames_land_in_the_acquired_buffers() -> None:
+    stream = frame_prefix(3) + b"abc" + frame_prefix(0) + frame_prefix(2) + b"de"
+    buffers: list[npt.NDArray[np.uint8]] = []
+
+    def acquire(nbytes: int) -> npt.NDArray[np.uint8]:
+        buffers.append(np.empty(nbytes, np.uint8))
+        return buffers[-1]
+
+    frames = list(iter_frames_into(io.BytesIO(stream).readinto, acquire))
+    assert [f.tobytes() for f in frames] == [b"abc", b"", b"de"]
+    assert all(f is b for f, b in zip(frames, buffers, strict=True))

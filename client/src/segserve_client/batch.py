@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from segserve_client.protocol import wire
+from segserve_client.protocol import encoding, wire
 
 Array = npt.NDArray[Any]
 
@@ -26,10 +26,21 @@ class Batch(Mapping[str, Array]):
     metadata: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def decode(cls, body: bytes | bytearray | memoryview | npt.NDArray[np.uint8]) -> Batch:
-        """Parse a safetensors body without copying (ValueError when malformed)."""
+    def decode(
+        cls,
+        body: bytes | bytearray | memoryview | npt.NDArray[np.uint8],
+        allocate: encoding.Allocate | None = None,
+    ) -> Batch:
+        """Parse a safetensors body (ValueError naming the tensor when malformed).
+
+        Raw tensors are views of ``body`` (no copy); encoded ones (``lossless``,
+        ``jpeg``) are decoded into arrays from ``allocate(name, shape)``, by
+        default new ones.
+        """
         tensors, metadata = wire.decode(body.data if isinstance(body, np.ndarray) else body)
-        return cls(tensors, metadata)
+        if allocate is None:
+            return cls(encoding.decode_tensors(tensors, metadata), metadata)
+        return cls(encoding.decode_tensors(tensors, metadata, allocate), metadata)
 
     def __getitem__(self, name: str) -> Array:
         return self.tensors[name]

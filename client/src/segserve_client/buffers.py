@@ -60,6 +60,14 @@ class BufferPool:
         array: F32Array = self.acquire(4 * math.prod(shape)).view(np.float32).reshape(shape)
         return array
 
+    def uint8(self, shape: tuple[int, ...]) -> Bytes:
+        """A writable uint8 array of ``shape`` over :meth:`acquire`'s bytes (same lifetime)."""
+        return self.acquire(math.prod(shape)).reshape(shape)
+
+    def decode_target(self, name: str, shape: tuple[int, ...]) -> Bytes:
+        """Where an encoded tensor ``name`` is decoded to: a pooled uint8 array of ``shape``."""
+        return self.uint8(shape)
+
     def _is_free(self, i: int) -> bool:
         """Whether nothing but the pool refers to buffer ``i`` (call with the lock held)."""
         return sys.getrefcount(self._buffers[i]) == _FREE_REFS

@@ -25,6 +25,7 @@ from segserve_client.buffers import BufferPool
 from segserve_client.http import SegClient
 from segserve_client.loader import BatchLoader
 from segserve_client.normalize import labels_as_float, normalize
+from segserve_client.protocol.encoding import Encoding
 from segserve_client.protocol.params import default_layout
 from segserve_client.request import BatchRequest
 from segserve_client.session import DEFAULT_URL, Url
@@ -106,19 +107,24 @@ def load_data_voc(
     void: Void = "background",
     transport: Transport = "uint8",
     prefetch: int = 2,
+    encoding: Encoding = "raw",
+    quality: int | None = None,
 ) -> tuple[VOCBatches, VOCBatches]:
     """``(train_iter, test_iter)`` over the ``train`` and ``val`` splits, as the chapter's.
 
     ``url``: one segserve base URL or several replicas (default ``$SEGSERVE_URL``,
     else ``http://127.0.0.1:8000``). ``void="background"`` gives the chapter's
     labels (border pixels 0); ``"ignore"`` keeps 255 for a loss that skips it.
+    ``encoding`` (``lossless``, ``jpeg`` at ``quality``) shrinks what crosses
+    the network; batches are decoded and normalised in the prefetch threads
+    (encodings need ``transport="uint8"``).
     """
     if transport not in ("uint8", "float32"):
         raise ValueError(f"transport must be 'uint8' or 'float32', got {transport!r}")
     height, width = crop_size
     request = BatchRequest(
         height, width, batch_size=batch_size, seed=seed, void=void, dtype=transport,
-        drop_last=True,
+        drop_last=True, encoding=encoding, quality=quality,
     )  # fmt: skip
     client = SegClient(url, token=token)
     return (

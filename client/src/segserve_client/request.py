@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
 
 from segserve_client.errors import RequestError
+from segserve_client.protocol.encoding import Encoding, transport_problem
 from segserve_client.protocol.params import (
     MAX_SCALE,
     SEED_LIMIT,
@@ -54,8 +55,10 @@ class BatchRequest:
     lets the server pick one: crops only; batches default to 0). ``small``,
     ``void``, ``flip``, ``scale``: how each sample becomes a crop. ``dtype``,
     ``layout``: the image tensor (``layout=None``: ``nhwc`` for uint8, ``nchw``
-    for float32). A bad value raises :class:`~segserve_client.errors.RequestError`
-    naming the parameter and its range.
+    for float32). ``encoding`` (``raw``, ``lossless``, ``jpeg``) and ``quality``
+    (1-100, ``jpeg`` only; None: 95): how image and label travel; the client
+    decodes every encoding back to the arrays of ``raw``. A bad value raises
+    :class:`~segserve_client.errors.RequestError` naming the parameter and its range.
     """
 
     height: int = field(metadata=sent_to())
@@ -71,6 +74,9 @@ class BatchRequest:
     scale: tuple[float, float] | None = field(default=None, metadata=sent_to(*_SAMPLES))
     dtype: Dtype = field(default="uint8", metadata=sent_to(*_SAMPLES))
     layout: Layout | None = field(default=None, metadata=sent_to(*_SAMPLES))
+    # raw is left out of the query: a server that predates encodings still answers.
+    encoding: Encoding = field(default="raw", metadata={**sent_to(*_SAMPLES), "omit": "raw"})
+    quality: int | None = field(default=None, metadata=sent_to(*_SAMPLES))
 
     def __post_init__(self) -> None:
         _check_int("height", self.height, 1)
@@ -88,6 +94,9 @@ class BatchRequest:
             _check_choice("layout", self.layout, get_args(Layout))
         if self.scale is not None:
             object.__setattr__(self, "scale", _checked_scale(self.scale))
+        problem = transport_problem(self.encoding, self.quality, self.dtype, self.layout)
+        if problem is not None:
+            raise RequestError(*problem)
 
     @classmethod
     def of(cls, request: BatchRequest | None = None, **params: Any) -> BatchRequest:
@@ -111,11 +120,16 @@ class BatchRequest:
         return default_layout(self.dtype) if self.layout is None else self.layout
 
     def query(self, endpoint: Endpoint = "batch") -> dict[str, str]:
-        """The query parameters ``endpoint`` takes, as strings, in field order (None left out)."""
+        """The query parameters ``endpoint`` takes, as strings, in field order.
+
+        None is left out, and so is ``encoding=raw``.
+        """
         return {
             f.name: _text(value)
             for f in dataclasses.fields(self)
-            if endpoint in f.metadata["endpoints"] and (value := getattr(self, f.name)) is not None
+            if endpoint in f.metadata["endpoints"]
+            and (value := getattr(self, f.name)) is not None
+            and value != f.metadata.get("omit")
         }
 
 

@@ -132,7 +132,7 @@ class Session:
     def read_batch(self, response: Response) -> Batch:
         """The response's safetensors body, read into a pooled buffer and decoded in place."""
         try:
-            return Batch.decode(read_body(response, self.pool))
+            return Batch.decode(read_body(response, self.pool), self.pool.decode_target)
         except ValueError as error:
             raise ProtocolError(f"{response.url}: {error}") from None
 

@@ -7,8 +7,9 @@ reset, an error status, or a clean end before the last batch asked for (a
 replica draining at a frame boundary) -- it is asked for again from the first
 batch not yet delivered (``start`` moved on), on the next healthy replica.
 Determinism makes the resumed part identical. Frames are split by
-:func:`segserve_client.protocol.wire.iter_frames`, the code the server's
-framing is tested against.
+:func:`segserve_client.protocol.wire.iter_frames_into`, each read in place into
+a pooled buffer (one copy, from the socket); a length above
+:data:`~segserve_client.protocol.wire.MAX_FRAME_BYTES` is refused.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 
 from segserve_client.batch import Batch
+from segserve_client.buffers import Bytes
 from segserve_client.errors import ProtocolError, TransportError
 from segserve_client.protocol import wire
 from segserve_client.session import Session, query_string
@@ -32,7 +34,7 @@ class _Resumable:
         self.query = dict(query)
         self.rest = batches  # the batch numbers not yet delivered
         self.replica: int | None = None
-        self._frames: Iterator[bytearray] | None = None
+        self._frames: Iterator[Bytes] | None = None
         self._url = ""
         self._stack = ExitStack()
 
@@ -46,7 +48,8 @@ class _Resumable:
         if self.replica != replica:
             self.close()
             response = self._stack.enter_context(self.session.response(replica, self.target()))
-            self.replica, self._frames = replica, wire.iter_frames(response.raw.read)
+            frames = wire.iter_frames_into(response.raw.readinto, self.session.pool.acquire)
+            self.replica, self._frames = replica, frames
             self._url = response.url
         try:
             return self._decode(self._read_frame())
@@ -54,7 +57,7 @@ class _Resumable:
             self.close()
             raise
 
-    def _read_frame(self) -> bytearray:
+    def _read_frame(self) -> Bytes:
         assert self._frames is not None  # opened by next_batch
         try:
             frame = next(self._frames, None)
@@ -64,9 +67,9 @@ class _Resumable:
             raise TransportError(f"stream ended before batch {self.rest.start}", url=self._url)
         return frame
 
-    def _decode(self, frame: bytearray) -> Batch:
+    def _decode(self, frame: Bytes) -> Batch:
         try:
-            batch = Batch.decode(frame)
+            batch = Batch.decode(frame, self.session.pool.decode_target)
         except ValueError as error:
             raise ProtocolError(f"{self._url}: {error}") from None
         self.rest = self.rest[1:]

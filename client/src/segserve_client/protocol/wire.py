@@ -30,6 +30,10 @@ import numpy.typing as npt
 
 METADATA_KEY: Final = "__metadata__"
 MAX_HEADER_BYTES: Final = 100_000_000
+# The largest epoch-stream frame a reader accepts: far above any batch a server
+# assembles (its max_batch_bytes defaults to 512 MiB), far below what a corrupt
+# 8-byte length prefix could ask for (2**64 bytes).
+MAX_FRAME_BYTES: Final = 1 << 32
 _LENGTH = struct.Struct("<Q")
 
 DTYPES: Final[dict[str, np.dtype[Any]]] = {
@@ -204,7 +208,7 @@ class FrameReader:
     ValueError when the stream ended inside a frame.
     """
 
-    def __init__(self, max_frame: int | None = None) -> None:
+    def __init__(self, max_frame: int = MAX_FRAME_BYTES) -> None:
         self._pending = bytearray()
         self._max_frame = max_frame
 
@@ -227,8 +231,13 @@ class FrameReader:
             raise ValueError(f"stream truncated: {len(self._pending)} bytes of an incomplete frame")
 
     def _check(self, length: int) -> None:
-        if self._max_frame is not None and length > self._max_frame:
-            raise ValueError(f"frame of {length} bytes exceeds the limit of {self._max_frame}")
+        _check_frame(length, self._max_frame)
+
+
+def _check_frame(length: int, max_frame: int) -> None:
+    """ValueError when a frame's declared ``length`` is above ``max_frame``."""
+    if length > max_frame:
+        raise ValueError(f"frame of {length} bytes exceeds the limit of {max_frame}")
 
 
 def _read_exactly(read: Callable[[int], bytes], size: int, what: str) -> bytearray | None:
@@ -244,14 +253,58 @@ def _read_exactly(read: Callable[[int], bytes], size: int, what: str) -> bytearr
     return out
 
 
-def iter_frames(read: Callable[[int], bytes], max_frame: int | None = None) -> Iterator[bytearray]:
+def iter_frames(
+    read: Callable[[int], bytes], max_frame: int = MAX_FRAME_BYTES
+) -> Iterator[bytearray]:
     """Yield the frames of an epoch stream read through ``read(n)`` (a file's ``read``)."""
     while True:
         prefix = _read_exactly(read, 8, "length")
         if prefix is None:
             return
         (length,) = _LENGTH.unpack(prefix)
-        if max_frame is not None and length > max_frame:
-            raise ValueError(f"frame of {length} bytes exceeds the limit of {max_frame}")
+        _check_frame(length, max_frame)
         body = _read_exactly(read, length, "body")
         yield bytearray() if body is None else body
+
+
+def _new_buffer(nbytes: int) -> npt.NDArray[np.uint8]:
+    return np.empty(nbytes, dtype=np.uint8)
+
+
+def iter_frames_into(
+    readinto: Callable[[memoryview], int | None],
+    acquire: Callable[[int], npt.NDArray[np.uint8]] = _new_buffer,
+    max_frame: int = MAX_FRAME_BYTES,
+) -> Iterator[npt.NDArray[np.uint8]]:
+    """Yield the frames of an epoch stream, each read in place into ``acquire(length)``.
+
+    ``readinto`` is a file's (``HTTPResponse.readinto`` undoes the chunked
+    framing straight into the buffer), so each frame's bytes are copied once,
+    from the socket into a (reusable) buffer. ValueError on a length above
+    ``max_frame`` or a stream that ends inside a frame.
+    """
+    prefix = memoryview(bytearray(8))
+    while True:
+        got = _fill(readinto, prefix)
+        if got == 0:
+            return
+        if got < 8:
+            raise ValueError(f"stream truncated: {got} of 8 bytes of a frame length")
+        (length,) = _LENGTH.unpack(prefix)
+        _check_frame(length, max_frame)
+        buffer = acquire(length)
+        got = _fill(readinto, memoryview(buffer.data).cast("B"))
+        if got < length:
+            raise ValueError(f"stream truncated: {got} of {length} bytes of a frame body")
+        yield buffer
+
+
+def _fill(readinto: Callable[[memoryview], int | None], view: memoryview) -> int:
+    """Read into ``view`` until it is full or the stream ends; how many bytes came."""
+    got = 0
+    while got < len(view):
+        n = readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
