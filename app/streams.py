@@ -1,9 +1,10 @@
 """The epoch stream: frames sent as they are built, a few built ahead, stopped on disconnect.
 
 Each frame is an 8-byte little-endian length and one batch in safetensors. A
-producer task builds batches in worker threads and hands them over through a
-channel holding at most ``prefetch - 1`` finished batches, so with the one being
-built and the one being sent at most ``prefetch + 1`` batches are in memory.
+producer task builds up to ``prefetch`` batches at once, each in a worker
+thread (so one stream uses as many cores as ``prefetch``: building and encoding
+release the GIL), and hands them over in order through an unbuffered channel:
+with the one being sent, at most ``prefetch + 1`` batches are in memory.
 When the client goes away the whole task group is cancelled: the batch being
 built is finished (a thread cannot be interrupted) and no other is started.
 """
@@ -11,7 +12,9 @@ built is finished (a thread cannot be interrupted) and no other is started.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import anyio
 from anyio.abc import ObjectSendStream
@@ -49,7 +52,7 @@ class FrameStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send the frames until the last one, or until the client disconnects."""
-        channel_in, channel_out = anyio.create_memory_object_stream[Encoded](self._prefetch - 1)
+        channel_in, channel_out = anyio.create_memory_object_stream[Encoded](0)
         self._metrics.streams.inc()
         try:
             async with anyio.create_task_group() as group:
@@ -69,9 +72,34 @@ class FrameStreamResponse(Response):
             self._metrics.streams.dec()
 
     async def _produce(self, channel: ObjectSendStream[Encoded]) -> None:
-        async with channel:
+        """Build ``prefetch`` batches at a time; send each, in order, when it is done."""
+        async with channel, anyio.create_task_group() as builders:
+            window: deque[_Pending] = deque()
             for batch in self._batches:
-                await channel.send(await run_in_threadpool(self._build, batch))
+                window.append(_Pending())
+                builders.start_soon(self._build_into, batch, window[-1])
+                if len(window) >= self._prefetch:
+                    await channel.send(await window.popleft().result())
+            while window:
+                await channel.send(await window.popleft().result())
+
+    async def _build_into(self, batch: int, pending: _Pending) -> None:
+        pending.encoded = await run_in_threadpool(self._build, batch)
+        pending.done.set()
+
+
+@dataclass
+class _Pending:
+    """A batch being built: set once its encoded body is there."""
+
+    done: anyio.Event = field(default_factory=anyio.Event)
+    encoded: Encoded | None = None
+
+    async def result(self) -> Encoded:
+        """The encoded batch, once built."""
+        await self.done.wait()
+        assert self.encoded is not None  # set before done
+        return self.encoded
 
 
 async def _send_frame(send: Send, encoded: Encoded) -> bool:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Generator
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+from segserve_client.batch import Batch
 from segserve_client.errors import InvalidParameterError, ProtocolError, RequestError
 from segserve_client.http import SegClient
 from segserve_client.loader import BatchLoader
@@ -136,3 +137,16 @@ def test_torch_dataset_with_lossless_equals_raw(live: LiveServer) -> None:
     raw, lossless = first(), first(encoding="lossless")
     assert (raw["image"] == lossless["image"]).all()
     assert (raw["label"] == lossless["label"]).all()
+
+
+def test_leaving_an_encoded_stream_early_lets_the_client_go_on(
+    live: LiveServer, make_client: MakeClient
+) -> None:
+    client = make_client(live.url)
+    request = BatchRequest(*CROP, batch_size=2, encoding="lossless")
+    stream = cast(Generator[Batch, None, None], client.stream_epoch("train", 1, request))
+    first = next(stream)
+    stream.close()  # the prefetch threads and the connection are let go
+    assert first.image.shape == (2, *CROP, 3)
+    again = client.batch("train", 0, request.replace(epoch=1))
+    assert again.image.tobytes() == first.image.tobytes()

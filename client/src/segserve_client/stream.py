@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from segserve_client.batch import Batch
 from segserve_client.buffers import Bytes
 from segserve_client.errors import ProtocolError, TransportError
+from segserve_client.loader import prefetched
 from segserve_client.protocol import wire
 from segserve_client.session import Session, query_string
 from segserve_client.transport import FAILURES
@@ -43,8 +44,8 @@ class _Resumable:
         rest = {"start": str(self.rest.start), "stop": str(self.rest.stop)}
         return self.path + query_string({**self.query, **rest, "step": str(self.rest.step)})
 
-    def next_batch(self, replica: int) -> Batch:
-        """The next batch, read from ``replica`` (opening the stream there when needed)."""
+    def next_frame(self, replica: int) -> Bytes:
+        """The next batch's frame, read from ``replica`` (opening the stream there when needed)."""
         if self.replica != replica:
             self.close()
             response = self._stack.enter_context(self.session.response(replica, self.target()))
@@ -52,10 +53,12 @@ class _Resumable:
             self.replica, self._frames = replica, frames
             self._url = response.url
         try:
-            return self._decode(self._read_frame())
+            frame = self._read_frame()
         except BaseException:
             self.close()
             raise
+        self.rest = self.rest[1:]
+        return frame
 
     def _read_frame(self) -> Bytes:
         assert self._frames is not None  # opened by next_batch
@@ -67,13 +70,12 @@ class _Resumable:
             raise TransportError(f"stream ended before batch {self.rest.start}", url=self._url)
         return frame
 
-    def _decode(self, frame: Bytes) -> Batch:
+    def decode(self, frame: Bytes) -> Batch:
+        """The batch in ``frame``, encoded tensors decoded into pooled buffers (thread-safe)."""
         try:
-            batch = Batch.decode(frame, self.session.pool.decode_target)
+            return Batch.decode(frame, self.session.pool.decode_target)
         except ValueError as error:
             raise ProtocolError(f"{self._url}: {error}") from None
-        self.rest = self.rest[1:]
-        return batch
 
     def close(self) -> None:
         """Close the open stream, if any (its connection is not reused)."""
@@ -82,15 +84,25 @@ class _Resumable:
 
 
 def epoch_stream(
-    session: Session, path: str, query: Mapping[str, str], batches: range
+    session: Session, path: str, query: Mapping[str, str], batches: range, prefetch: int = 2
 ) -> Iterator[Batch]:
-    """The batches ``batches`` (numbers of the epoch) of the stream at ``path``, in order."""
+    """The batches ``batches`` (numbers of the epoch) of the stream at ``path``, in order.
+
+    Frames are read here, ahead of the consumer, and decoded in ``prefetch``
+    threads while the next ones arrive (the codecs release the GIL), as the
+    :class:`~segserve_client.BatchLoader` does with its requests.
+    """
     stream = _Resumable(session, path, query, batches)
     try:
-        while stream.rest:
-            hint = stream.rest.start if stream.replica is None else stream.replica
-            yield session.retry.call(
-                session.replicas, stream.next_batch, hint=hint, url=stream.target()
-            )
+        yield from prefetched(stream.decode, _frames(session, stream), prefetch)
     finally:
         stream.close()
+
+
+def _frames(session: Session, stream: _Resumable) -> Iterator[Bytes]:
+    """Each remaining frame of ``stream``, the read retried and resumed by the retry loop."""
+    while stream.rest:
+        hint = stream.rest.start if stream.replica is None else stream.replica
+        yield session.retry.call(
+            session.replicas, stream.next_frame, hint=hint, url=stream.target()
+        )
