@@ -100,3 +100,6 @@ bench: venv  ## the benchmark against the chapter's pipeline (~5 min): bench/res
 bench-small: venv  ## a one-minute smoke run of the benchmark, written to bench/out/small
 	@sh bench/install-nginx.sh
 	$(VENV)/bin/python -m bench --preset small --out bench/out/small --work-dir bench/out/small/work
+
+bench-recipes: venv  ## cost per batch of photometric and cat_max_ratio vs a plain batch, merged into bench/results.*
+	$(VENV)/bin/python -m bench --preset full --phases recipes --out bench

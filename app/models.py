@@ -103,7 +103,8 @@ class SplitInfo(BaseModel):
     name: str = Field(examples=["train"])
     size: int = Field(description="Samples in the split.", examples=[1464])
     usable: int = Field(
-        description="Samples a height x width crop can use (all of them with small=pad).",
+        description="Samples a height x width crop can use (all of them with small=pad; "
+        "under crop_mode=full, those that fit the canvas).",
         examples=[1114],
     )
     batches: int = Field(

@@ -16,9 +16,11 @@ from app.deps import SettingsDep
 from service.errors import InvalidParameterError
 from service.params import (
     DEFAULT_MAX_BATCH_SIZE,
+    MAX_CAT_RATIO,
     MAX_SCALE,
     SEED_LIMIT,
     BatchSpec,
+    CropMode,
     CropSpec,
     Dtype,
     Layout,
@@ -61,6 +63,35 @@ ScaleQuery = Annotated[
         "(bilinear image, nearest label). Default: none.",
         examples=["0.5,2.0"],
         max_length=64,
+    ),
+]
+CatMaxRatioQuery = Annotated[
+    float,
+    Query(
+        gt=0,
+        le=MAX_CAT_RATIO,
+        description="As mmsegmentation's RandomCrop(cat_max_ratio): redraw the window, up to "
+        "10 times, until no class covers this share or more of its non-ignore pixels (the "
+        "last draw is kept when none qualifies). 0 < r <= 1; 1 (default) = off. "
+        "Only with crop_mode=random.",
+        examples=[0.75],
+    ),
+]
+PhotometricQuery = Annotated[
+    bool,
+    Query(
+        description="mmsegmentation's PhotoMetricDistortion of the image (never the label): "
+        "brightness +-32, contrast and saturation x0.5..1.5, hue +-18 (of 180), each with "
+        "probability 0.5, contrast before or after the HSV steps at random. Window, flip, "
+        "scale, label, index and rect stay those of the request without it."
+    ),
+]
+CropModeQuery = Annotated[
+    CropMode,
+    Query(
+        description="`random` window; `center`: top (H - height) // 2, left (W - width) // 2; "
+        "`full`: the whole image at the top-left of a height x width canvas (image padded "
+        "with 0, label with 255; only images that fit are usable; no scale)."
     ),
 ]
 SeedQuery = Annotated[
@@ -117,10 +148,23 @@ def crop_spec(
     void: VoidQuery = "ignore",
     flip: FlipQuery = False,
     scale: ScaleQuery = None,
+    cat_max_ratio: CatMaxRatioQuery = MAX_CAT_RATIO,
+    photometric: PhotometricQuery = False,
+    crop_mode: CropModeQuery = "random",
 ) -> CropSpec:
     """The crop the query asks for, checked against the deployment's limits."""
     scale_range = None if scale is None else parse_scale(scale)
-    crop = CropSpec(height, width, small=small, void=void, flip=flip, scale=scale_range)
+    crop = CropSpec(
+        height,
+        width,
+        small=small,
+        void=void,
+        flip=flip,
+        scale=scale_range,
+        cat_max_ratio=cat_max_ratio,
+        photometric=photometric,
+        crop_mode=crop_mode,
+    )
     return validate_crop(crop, settings.max_crop_pixels)
 
 

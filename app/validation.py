@@ -44,6 +44,9 @@ def describe_schema(schema: Mapping[str, Any]) -> str:
         schema.get("type", ""), "a valid value"
     )
     low, high = schema.get("minimum"), schema.get("maximum")
+    above = schema.get("exclusiveMinimum")
+    if above is not None:
+        return f"{kind} > {above}" + (f" and <= {high}" if high is not None else "")
     if low is not None and high is not None:
         return f"{kind} between {low} and {high}"
     if low is not None:

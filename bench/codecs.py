@@ -1,28 +1,25 @@
 """Codec micro-measurement: each transport encoding on batches of natural photographs.
 
-``python -m bench.codecs [--batches 4] [--out bench]``: batches of 64 crops of
+The ``codecs`` phase of the benchmark (``python -m bench --phases codecs``;
+``python -m bench.codecs [--batches 4]`` prints the table alone): batches of 64 crops of
 320 x 480 cut from the natural set (:mod:`bench.natural`, decoded from the
 stored JPEG as the server sees them, labels with 255 bands), each encoded and
 decoded with :mod:`segserve_client.protocol.encoding` exactly as server and
 client do. Reports per encoding the bytes per sample on the wire, encode and
 decode milliseconds per batch (one thread; and spread over a pool of two
 threads, which shows whether the codecs release the GIL), the JPEG PSNR, and
-the load average around the run. Timings are medians over the batches; the
-result goes into ``OUT/codecs.json`` and the ``codecs`` section of
-``OUT/results.md`` and ``OUT/results.json`` (other sections are kept).
+the load average around the run. Timings are medians over the batches.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +31,6 @@ from service.source import U8Array
 
 BATCH, HEIGHT, WIDTH = 64, 320, 480
 TRANSPORTS = (Transport("raw"), Transport("lossless"), Transport("jpeg"), Transport("jpeg", 90))
-MARK_BEGIN, MARK_END = "<!-- codecs:begin -->", "<!-- codecs:end -->"
 
 
 @dataclass
@@ -155,12 +151,14 @@ def measure_codecs(batch_count: int) -> dict[str, Any]:
     }
 
 
-def render_markdown(section: dict[str, Any]) -> str:
-    """The codecs section of results.md."""
+def codecs_section(section: dict[str, Any]) -> list[str]:
+    """The codecs section of results.md (nothing when the phase has not run)."""
+    if not section:
+        return []
     load = "/".join(f"{v:.2f}" for v in section["load_before"])
     load_after = "/".join(f"{v:.2f}" for v in section["load_after"])
     lines = [
-        MARK_BEGIN,
+        "",
         "## Codecs (transport encodings on natural photographs)",
         "",
         f"{section['batches']} batches of {BATCH} crops of {HEIGHT} x {WIDTH} from the natural "
@@ -178,37 +176,15 @@ def render_markdown(section: dict[str, Any]) -> str:
             f"| {row['encode_ms']} | {row['encode_ms_2_threads']} | {row['decode_ms']} "
             f"| {row['decode_ms_2_threads']} | {psnr} |"
         )
-    return "\n".join([*lines, MARK_END, ""])
-
-
-def merge_into(out: Path, section: dict[str, Any]) -> None:
-    """Write ``codecs.json``; replace (or add) the codecs section of results.json/.md."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "codecs.json").write_text(json.dumps(section, indent=1) + "\n")
-    results_json = out / "results.json"
-    if results_json.is_file():
-        document = json.loads(results_json.read_text())
-        document["codecs"] = section
-        results_json.write_text(json.dumps(document, indent=1) + "\n")
-    results_md = out / "results.md"
-    text = results_md.read_text() if results_md.is_file() else ""
-    if MARK_BEGIN in text and MARK_END in text:
-        head, rest = text.split(MARK_BEGIN, 1)
-        text = head + render_markdown(section) + rest.split(MARK_END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + render_markdown(section)
-    results_md.write_text(text)
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Measure and merge the codecs section into the output folder."""
+    """Measure and print the codecs table."""
     parser = argparse.ArgumentParser(prog="python -m bench.codecs", description=__doc__)
     parser.add_argument("--batches", type=int, default=4, help="batches of 64 to measure")
-    parser.add_argument("--out", type=Path, default=Path("bench"))
     args = parser.parse_args(argv)
-    section = measure_codecs(args.batches)
-    merge_into(args.out, section)
-    print(render_markdown(section))
+    print("\n".join(codecs_section(measure_codecs(args.batches))))
 
 
 if __name__ == "__main__":

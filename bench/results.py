@@ -151,6 +151,8 @@ class Results:
     growth: list[GrowthSize] = field(default_factory=list)
     nginx: NginxRun = field(default_factory=NginxRun)
     scaleout: ScaleoutRun = field(default_factory=ScaleoutRun)
+    codecs: dict[str, Any] = field(default_factory=dict)  # see bench.codecs
+    recipes: dict[str, Any] = field(default_factory=dict)  # bench.recipes.document
 
     def series(self, key: str) -> Series | None:
         """The throughput series called ``key``, if measured."""
@@ -176,6 +178,8 @@ class Results:
             growth=[GrowthSize(**g) for g in document["growth"]],
             nginx=_nginx(document.get("nginx")),
             scaleout=_scaleout(document.get("scaleout")),
+            codecs=dict(document.get("codecs") or {}),
+            recipes=dict(document.get("recipes") or {}),
         )
 
 

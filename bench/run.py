@@ -10,11 +10,14 @@
 5. growth: time per batch on the base and the larger dataset (:mod:`bench.growth`);
 6. scale-out: 1, 2 and 4 replicas reached by the client directly and through
    nginx, with the per-core figure (:mod:`bench.scaleout`);
-7. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
+7. recipes: the cost per batch of ``photometric`` and ``cat_max_ratio``
+   against a plain batch (:mod:`bench.recipes`);
+8. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
 
-Phases 1-5 are ``core``, 6 is ``scaleout``; either can run alone. A run of only
-some phases keeps the other phases' results from the ``results.json`` already
-in the output folder.
+Phases 1-5 are ``core``, 6 is ``scaleout``, 7 ``recipes``, and ``codecs``
+(:mod:`bench.codecs`: bytes per sample, encode and decode times of each
+transport encoding); each can run alone. A run of only some phases keeps the
+other phases' results from the ``results.json`` already in the output folder.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
+from bench.codecs import codecs_section, measure_codecs
 from bench.growth import measure_growth
 from bench.nginx import measure_nginx
 from bench.plot import write_plot
 from bench.presets import Preset
 from bench.protocol import Probe
+from bench.recipes import measure_recipes, recipes_section
 from bench.report import write_report
 from bench.results import Environment, Results
 from bench.scaleout import measure_scaleout
@@ -78,7 +83,7 @@ def measure(preset: Preset, space: Workspace) -> Results:
     return results
 
 
-PHASES = ("core", "scaleout")
+PHASES = ("core", "scaleout", "codecs", "recipes")
 
 
 def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES) -> Results:
@@ -95,6 +100,10 @@ def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES)
         results = previous(out, preset)
     if "scaleout" in phases:
         results.scaleout = measure_scaleout(space, preset)
+    if "codecs" in phases:
+        results.codecs = measure_codecs(4 if preset.name == "full" else 1)
+    if "recipes" in phases:
+        results.recipes = measure_recipes(space, preset)
     results.save(out / "results.json")
     render(results, out)
     say(f"done in {time.perf_counter() - started:.0f} s: {out / 'results.md'}")
@@ -114,6 +123,10 @@ def previous(out: Path, preset: Preset) -> Results:
 
 def render(results: Results, out: Path) -> None:
     """Write the report and the plot of ``results`` into ``out``."""
-    sections = [scaleout_section(results)]
+    sections = [
+        scaleout_section(results),
+        codecs_section(results.codecs),
+        recipes_section(results.recipes),
+    ]
     write_report(results, out / "results.md", plot_name="results.png", sections=sections)
     write_plot(results, out / "results.png")

@@ -7,8 +7,18 @@ function. In order:
 1. rescale (``scale``): factor ``lo + u0 * (hi - lo)``, new size rounded;
    bilinear for the image, nearest for the label;
 2. pad bottom/right up to the crop size when smaller (image 0, label 255);
-3. crop ``(top, left, height, width)``, uniform over the valid offsets;
-4. flip (``flip``): horizontal, with probability 0.5, both image and label.
+3. crop ``(top, left, height, width)``: by ``crop_mode``, uniform over the
+   valid offsets (``random``; with ``cat_max_ratio`` < 1 redrawn as
+   mmsegmentation's ``RandomCrop`` does, see :func:`balanced_rect`), the
+   centred window (``center``), or the whole image on the canvas (``full``);
+4. flip (``flip``): horizontal, with probability 0.5, both image and label
+   (under ``full`` the image is mirrored in place and stays top-left);
+5. photometric distortion (``photometric``) of the image crop's pixels, not
+   of its padding (:mod:`service.photometric`).
+
+A sample's uniforms: columns 0..3 are scale, top, left, flip (all a request
+without the recipe parameters uses, so its bytes do not change); then the
+photometric draws; then two per window redraw.
 
 With a rescale, only the part of the source under the crop is resampled
 (Pillow's ``resize(box=...)``), so a large factor costs no more than a small one.
@@ -24,14 +34,21 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from service import photometric
 from service.params import CropSpec
 from service.source import U8Array
-from service.voc import IGNORE_INDEX
+from service.voc import IGNORE_INDEX, NUM_CLASSES
 
 F64Array = npt.NDArray[np.float64]
 
-# Uniforms a sample consumes: scale factor, top offset, left offset, flip.
+# Uniforms of the crop itself: scale factor, top offset, left offset, flip.
 NUM_UNIFORMS: Final = 4
+PHOTOMETRIC_COLUMN: Final = NUM_UNIFORMS
+CAT_MAX_REDRAWS: Final = 10
+"""Window redraws of ``cat_max_ratio``, as mmsegmentation's ``RandomCrop``."""
+REDRAW_COLUMN: Final = PHOTOMETRIC_COLUMN + photometric.NUM_UNIFORMS
+SAMPLE_UNIFORMS: Final = REDRAW_COLUMN + 2 * CAT_MAX_REDRAWS
+"""Uniforms a sample consumes in all: the crop's, the photometric draws, the redraws."""
 
 
 class Rect(NamedTuple):
@@ -45,12 +62,19 @@ class Rect(NamedTuple):
 
 @dataclass(frozen=True)
 class SamplePlan:
-    """Every choice made for one sample: source size after rescale, the crop, the flip."""
+    """Every choice made for one sample: source size after rescale, the crop, the flip.
+
+    ``anchored``: the image stays at the top-left of the canvas (``crop_mode=full``),
+    so a flip mirrors the image within its place rather than the whole canvas.
+    ``distortion``: the photometric draws, ``None`` without ``photometric``.
+    """
 
     height: int
     width: int
     rect: Rect
     flip: bool
+    anchored: bool = False
+    distortion: photometric.Distortion | None = None
 
 
 def scale_factor(scale: tuple[float, float], u: float) -> float:
@@ -79,13 +103,101 @@ def crop_rect(
     return Rect(top, left, crop_height, crop_width)
 
 
-def plan_sample(height: int, width: int, crop: CropSpec, uniforms: F64Array) -> SamplePlan:
-    """Turn a sample's size and its :data:`NUM_UNIFORMS` uniforms into a :class:`SamplePlan`."""
+def center_rect(height: int, width: int, crop_height: int, crop_width: int) -> Rect:
+    """The centred crop: top ``(height - crop_height) // 2``, left likewise (0 when smaller)."""
+    top, left = max(height - crop_height, 0) // 2, max(width - crop_width, 0) // 2
+    return Rect(top, left, crop_height, crop_width)
+
+
+def plan_sample(
+    height: int, width: int, crop: CropSpec, uniforms: F64Array, label: U8Array | None = None
+) -> SamplePlan:
+    """Turn a sample's size and its uniforms into a :class:`SamplePlan`.
+
+    ``uniforms`` holds :data:`NUM_UNIFORMS` values, or :data:`SAMPLE_UNIFORMS`
+    when ``photometric`` or ``cat_max_ratio`` need theirs; ``label`` (the
+    sample's stored label) is needed for ``cat_max_ratio`` < 1.
+    """
     u = [float(v) for v in uniforms[:NUM_UNIFORMS]]
     if crop.scale is not None:
         height, width = scaled_size(height, width, scale_factor(crop.scale, u[0]))
-    rect = crop_rect(height, width, crop.height, crop.width, u[1], u[2])
-    return SamplePlan(height, width, rect, crop.flip and u[3] < 0.5)
+    if crop.crop_mode == "full":
+        rect = Rect(0, 0, height, width)
+    elif crop.crop_mode == "center":
+        rect = center_rect(height, width, crop.height, crop.width)
+    elif crop.cat_max_ratio < 1.0:
+        if label is None:
+            raise ValueError("cat_max_ratio < 1 needs the sample's label")
+        rect = balanced_rect(label, height, width, crop, uniforms)
+    else:
+        rect = crop_rect(height, width, crop.height, crop.width, u[1], u[2])
+    distortion = None
+    if crop.photometric:
+        draws = uniforms[PHOTOMETRIC_COLUMN : PHOTOMETRIC_COLUMN + photometric.NUM_UNIFORMS]
+        distortion = photometric.draw_distortion(draws)
+    flip = crop.flip and u[3] < 0.5
+    return SamplePlan(height, width, rect, flip, crop.crop_mode == "full", distortion)
+
+
+def balanced_rect(
+    label: U8Array, height: int, width: int, crop: CropSpec, uniforms: F64Array
+) -> Rect:
+    """mmsegmentation's ``RandomCrop(cat_max_ratio=r)`` window of a ``height`` x ``width`` source.
+
+    Window 0 is the plain random crop; while the current window is not
+    :func:`balanced` and fewer than :data:`CAT_MAX_REDRAWS` redraws were made,
+    the window is redrawn (redraw ``t`` from uniforms ``REDRAW_COLUMN + 2(t-1)``
+    and the next). After 10 failed checks the 10th redraw is kept unchecked.
+    """
+    u = uniforms
+    classes = present_classes(label)
+    rect = crop_rect(height, width, crop.height, crop.width, float(u[1]), float(u[2]))
+    for redraw in range(CAT_MAX_REDRAWS):
+        window = label_window(label, height, width, rect)
+        if balanced(window, crop.cat_max_ratio, classes):
+            break
+        column = REDRAW_COLUMN + 2 * redraw
+        u_top, u_left = float(u[column]), float(u[column + 1])
+        rect = crop_rect(height, width, crop.height, crop.width, u_top, u_left)
+    return rect
+
+
+def present_classes(label: U8Array) -> list[int]:
+    """The classes 0..20 that occur in ``label``."""
+    counts = np.bincount(label.reshape(-1), minlength=256)[:NUM_CLASSES]
+    return [int(c) for c in np.flatnonzero(counts)]
+
+
+def balanced(window: U8Array, ratio: float, classes: list[int] | None = None) -> bool:
+    """Whether a label window has two or more classes and none covers ``ratio`` or more of
+    its non-ignore pixels (mmsegmentation's test: ``max(cnt) / sum(cnt) < ratio``).
+
+    ``classes``: the classes that may occur (those of the whole label); counting
+    only them, one comparison each, is several times faster than a histogram
+    of every window.
+    """
+    if classes is None:
+        classes = present_classes(window)
+    counts = [np.count_nonzero(window == c) for c in classes]
+    total = sum(counts)
+    return sum(1 for n in counts if n) > 1 and max(counts) / total < ratio
+
+
+def label_window(label: U8Array, height: int, width: int, rect: Rect) -> U8Array:
+    """The label pixels under ``rect`` of the ``height`` x ``width`` (rescaled) source.
+
+    Only the part inside the source: padding, all ignore, is left out.
+    """
+    rows = min(rect.height, height - rect.top)
+    cols = min(rect.width, width - rect.left)
+    src_h, src_w = label.shape
+    if (height, width) == (src_h, src_w):
+        return label[rect.top : rect.top + rows, rect.left : rect.left + cols]
+    ys = nearest_sources(rect.top, rows, src_h, height)
+    xs = nearest_sources(rect.left, cols, src_w, width)
+    # Rows, then columns: two takes are faster than one broadcast fancy index.
+    window: U8Array = np.take(np.take(label, ys, axis=0), xs, axis=1)
+    return window
 
 
 def write_crop(
@@ -94,38 +206,39 @@ def write_crop(
     """Write the planned crop of ``image`` (H, W, 3) and ``label`` (H, W) into the output slots.
 
     ``out_image`` is (h, w, 3) and ``out_label`` (h, w), h x w the crop size;
-    padding is 0 in the image and 255 in the label.
+    padding is 0 in the image and 255 in the label. The photometric
+    distortion applies to the source pixels only, never to the padding.
     """
     rect = plan.rect
     rows = min(rect.height, plan.height - rect.top)
     cols = min(rect.width, plan.width - rect.left)
-    if plan.flip:
+    if plan.flip and not plan.anchored:
         # Writing through reversed views flips the whole crop, padding included.
         out_image, out_label = out_image[:, ::-1], out_label[:, ::-1]
     out_image[rows:], out_image[:rows, cols:] = 0, 0
     out_label[rows:], out_label[:rows, cols:] = IGNORE_INDEX, IGNORE_INDEX
+    dest_image, dest_label = out_image[:rows, :cols], out_label[:rows, :cols]
+    if plan.flip and plan.anchored:
+        dest_image, dest_label = dest_image[:, ::-1], dest_label[:, ::-1]
     if (plan.height, plan.width) == label.shape:
-        window = np.s_[rect.top : rect.top + rows, rect.left : rect.left + cols]
-        src_image, src_label = image[window], label[window]
+        src_image = image[rect.top : rect.top + rows, rect.left : rect.left + cols]
     else:
-        src_image, src_label = _resampled(image, label, plan, rows, cols)
-    _copy_image(out_image[:rows, :cols], src_image)
-    np.copyto(out_label[:rows, :cols], src_label)
+        src_image = _resampled(image, plan, rows, cols)
+    _copy_image(dest_image, src_image)
+    np.copyto(dest_label, label_window(label, plan.height, plan.width, rect))
+    if plan.distortion is not None:
+        photometric.distort(dest_image, plan.distortion)
 
 
-def _resampled(
-    image: U8Array, label: U8Array, plan: SamplePlan, rows: int, cols: int
-) -> tuple[U8Array, U8Array]:
-    """The ``rows`` x ``cols`` part of the rescaled sample under the crop."""
-    src_h, src_w = label.shape
+def _resampled(image: U8Array, plan: SamplePlan, rows: int, cols: int) -> U8Array:
+    """The ``rows`` x ``cols`` part of the rescaled image under the crop (bilinear)."""
+    src_h, src_w = image.shape[:2]
     top, left = plan.rect.top, plan.rect.left
     fy, fx = src_h / plan.height, src_w / plan.width
     box = (left * fx, top * fy, min((left + cols) * fx, src_w), min((top + rows) * fy, src_h))
     rgb = Image.fromarray(np.ascontiguousarray(image))
-    out_rgb = np.asarray(rgb.resize((cols, rows), Image.Resampling.BILINEAR, box=box))
-    ys = nearest_sources(top, rows, src_h, plan.height)
-    xs = nearest_sources(left, cols, src_w, plan.width)
-    return out_rgb, label[ys[:, np.newaxis], xs[np.newaxis, :]]
+    resized: U8Array = np.asarray(rgb.resize((cols, rows), Image.Resampling.BILINEAR, box=box))
+    return resized
 
 
 def nearest_sources(start: int, count: int, size: int, scaled: int) -> npt.NDArray[np.int64]:

@@ -16,7 +16,7 @@ from segserve_client.protocol.encoding import encode_tensors
 from segserve_client.protocol.normalize import NORM_OFFSET, NORM_SCALE, normalize_sample
 from segserve_client.protocol.wire import Encoded, encode
 
-from service.augment import NUM_UNIFORMS, plan_sample, write_crop
+from service.augment import NUM_UNIFORMS, SAMPLE_UNIFORMS, plan_sample, write_crop
 from service.errors import InvalidParameterError, NotFoundError
 from service.params import BatchSpec, CropSpec, Dtype, Layout, check_seed, resolve_layout
 from service.sampling import (
@@ -99,14 +99,19 @@ def assemble(
     """Augment samples ``indices`` of ``source`` with (seed, epoch) and stack them."""
     indices = np.array(indices, dtype=np.int64)
     n, h, w = len(indices), crop.height, crop.width
-    uniforms = sample_uniforms_many(seed, epoch, indices, NUM_UNIFORMS)
+    recipe = crop.photometric or crop.cat_max_ratio < 1.0
+    uniforms = sample_uniforms_many(
+        seed, epoch, indices, SAMPLE_UNIFORMS if recipe else NUM_UNIFORMS
+    )
     heights, widths = np.asarray(source.heights), np.asarray(source.widths)
     images = _ImageOut(n, h, w, dtype, layout)
     label = np.empty((n, h, w), dtype=np.uint8)
     rect = np.empty((n, 4), dtype=np.int32)
     for i, sample in enumerate(indices.tolist()):
-        plan = plan_sample(int(heights[sample]), int(widths[sample]), crop, uniforms[i])
-        write_crop(source.image(sample), source.label(sample), plan, images.slot(i), label[i])
+        stored_label = source.label(sample)
+        size = int(heights[sample]), int(widths[sample])
+        plan = plan_sample(*size, crop, uniforms[i], stored_label)
+        write_crop(source.image(sample), stored_label, plan, images.slot(i), label[i])
         images.finish(i)
         rect[i] = plan.rect
         if crop.void == "background":
@@ -169,7 +174,14 @@ def _check_index(source: SplitSource, crop: CropSpec, index: int) -> None:
             + (f" (0..{size - 1})" if size else "")
         )
     height, width = int(source.heights[index]), int(source.widths[index])
-    if crop.small == "drop" and (height < crop.height or width < crop.width):
+    if crop.crop_mode == "full":
+        if height > crop.height or width > crop.width:
+            raise InvalidParameterError(
+                "index",
+                f"sample {index} is {height} x {width}, larger than the canvas "
+                f"{crop.height} x {crop.width} of crop_mode=full; choose a larger canvas",
+            )
+    elif crop.small == "drop" and (height < crop.height or width < crop.width):
         raise InvalidParameterError(
             "index",
             f"sample {index} is {height} x {width}, smaller than the crop "

@@ -13,8 +13,10 @@ import math
 from dataclasses import dataclass
 from typing import Final, get_args
 
+from segserve_client.protocol.params import MAX_CAT_RATIO as MAX_CAT_RATIO
 from segserve_client.protocol.params import MAX_SCALE as MAX_SCALE
 from segserve_client.protocol.params import SEED_LIMIT as SEED_LIMIT
+from segserve_client.protocol.params import CropMode as CropMode
 from segserve_client.protocol.params import Dtype as Dtype
 from segserve_client.protocol.params import Layout as Layout
 from segserve_client.protocol.params import Small as Small
@@ -58,6 +60,34 @@ def _check_scale(scale: object) -> None:
         raise InvalidParameterError("scale", detail)
 
 
+def _check_ratio(ratio: object) -> None:
+    """``cat_max_ratio`` is a finite number with ``0 < r <= 1``."""
+    ok = isinstance(ratio, float | int) and not isinstance(ratio, bool)
+    value = float(ratio) if ok else math.nan  # type: ignore[arg-type]
+    if not (math.isfinite(value) and 0.0 < value <= MAX_CAT_RATIO):
+        raise InvalidParameterError(
+            "cat_max_ratio",
+            f"must be a number > 0 and <= {MAX_CAT_RATIO:g} ({MAX_CAT_RATIO:g} = off), "
+            f"got {ratio!r}",
+        )
+
+
+def _check_mode_combination(crop: CropSpec) -> None:
+    """The parameters ``crop_mode`` other than ``random`` leaves no meaning to."""
+    if crop.crop_mode != "random" and crop.cat_max_ratio < MAX_CAT_RATIO:
+        raise InvalidParameterError(
+            "cat_max_ratio",
+            f"redraws random windows only; crop_mode={crop.crop_mode} has one fixed window, "
+            f"so cat_max_ratio must be 1 (got {crop.cat_max_ratio!r})",
+        )
+    if crop.crop_mode == "full" and crop.scale is not None:
+        raise InvalidParameterError(
+            "scale",
+            "must be none with crop_mode=full: the whole image is placed on the canvas "
+            "as it is stored",
+        )
+
+
 def parse_scale(text: str) -> tuple[float, float]:
     """Parse ``"lo,hi"`` (e.g. ``"0.5,2.0"``) into a validated scale range."""
     parts = text.split(",")
@@ -80,6 +110,14 @@ class CropSpec:
     ``ignore`` keeps 255 in the label, ``background`` maps it to 0. ``flip``:
     horizontal flip with probability 0.5. ``scale``: random rescale factor
     range ``(lo, hi)`` applied before the crop.
+
+    The training-recipe parameters, each off by default: ``cat_max_ratio``
+    (``0 < r <= 1``) redraws the window as mmsegmentation's ``RandomCrop``
+    does until no class covers ``r`` or more of its non-ignore pixels;
+    ``photometric`` jitters brightness, contrast, saturation and hue of the
+    image only; ``crop_mode`` is ``random``, ``center`` (the centred window) or
+    ``full`` (the whole image at the top-left of a ``height`` x ``width``
+    canvas; only images that fit are usable).
     """
 
     height: int
@@ -88,6 +126,9 @@ class CropSpec:
     void: Void = "ignore"
     flip: bool = False
     scale: tuple[float, float] | None = None
+    cat_max_ratio: float = MAX_CAT_RATIO
+    photometric: bool = False
+    crop_mode: CropMode = "random"
 
     def __post_init__(self) -> None:
         _require_int("height", self.height, 1)
@@ -98,11 +139,20 @@ class CropSpec:
         if self.scale is not None:
             _check_scale(self.scale)
             object.__setattr__(self, "scale", (float(self.scale[0]), float(self.scale[1])))
+        _check_ratio(self.cat_max_ratio)
+        object.__setattr__(self, "cat_max_ratio", float(self.cat_max_ratio))
+        _require_bool("photometric", self.photometric)
+        _require_choice("crop_mode", self.crop_mode, get_args(CropMode))
+        _check_mode_combination(self)
 
     def describe(self) -> dict[str, str]:
-        """The parameters as strings, for the safetensors metadata."""
+        """The parameters as strings, for the safetensors metadata.
+
+        The recipe parameters appear only when they are not at their default, so
+        a request without them gives the bytes it gave before they existed.
+        """
         scale = "none" if self.scale is None else f"{self.scale[0]!r},{self.scale[1]!r}"
-        return {
+        described = {
             "height": str(self.height),
             "width": str(self.width),
             "small": self.small,
@@ -110,6 +160,13 @@ class CropSpec:
             "flip": "true" if self.flip else "false",
             "scale": scale,
         }
+        if self.cat_max_ratio != MAX_CAT_RATIO:
+            described["cat_max_ratio"] = repr(self.cat_max_ratio)
+        if self.photometric:
+            described["photometric"] = "true"
+        if self.crop_mode != "random":
+            described["crop_mode"] = self.crop_mode
+        return described
 
 
 @dataclass(frozen=True)

@@ -132,15 +132,21 @@ def usable_indices(source: SplitSource, crop: CropSpec) -> I64Array:
 
     ``small=drop``: the chapter's filter, height >= crop height and width >=
     crop width; an empty result raises :class:`NoUsableSampleError`.
-    ``small=pad``: every sample.
+    ``small=pad``: every sample. ``crop_mode=full`` (whatever ``small``): the
+    samples that fit the ``height`` x ``width`` canvas; none raises too.
     """
-    key = (split_key(source), crop.height, crop.width, crop.small)
+    full = crop.crop_mode == "full"
+    key = (split_key(source), crop.height, crop.width, "full" if full else crop.small)
     cached = _usable_cache.get(key)
     if cached is not None:
         return cached
     heights = np.asarray(source.heights)
     widths = np.asarray(source.widths)
-    if crop.small == "pad":
+    if full:
+        usable = np.flatnonzero((heights <= crop.height) & (widths <= crop.width))
+        if usable.size == 0:
+            raise _none_fits(source.name, crop, heights, widths)
+    elif crop.small == "pad":
         usable = np.arange(len(heights), dtype=np.int64)
     else:
         usable = np.flatnonzero((heights >= crop.height) & (widths >= crop.width))
@@ -166,6 +172,25 @@ def _no_usable(
         widest = int(widths[heights >= crop.height].max())
         name, hint = "width", f"those at least {crop.height} high are at most {widest} wide"
     return NoUsableSampleError(name, f"{wanted}; {hint}; use a smaller crop or small=pad")
+
+
+def _none_fits(
+    split: str, crop: CropSpec, heights: npt.NDArray[np.int32], widths: npt.NDArray[np.int32]
+) -> NoUsableSampleError:
+    """The error for a ``crop_mode=full`` canvas smaller than every sample of the split."""
+    canvas = f"{crop.height} x {crop.width} (height x width)"
+    wanted = f"crop_mode=full: no sample of split {split!r} fits a canvas of {canvas}"
+    if heights.size == 0:
+        return NoUsableSampleError("height", f"{wanted}: the split is empty")
+    lowest = int(heights.min())
+    if lowest > crop.height:
+        name, hint = "height", f"the lowest image is {lowest} high"
+    else:
+        narrowest = int(widths[heights <= crop.height].min())
+        name, hint = "width", f"those at most {crop.height} high are at least {narrowest} wide"
+    return NoUsableSampleError(
+        name, f"{wanted}; {hint}; use a canvas at least as large as the images"
+    )
 
 
 def epoch_order(usable: I64Array, seed: int, epoch: int, shuffle: bool) -> I64Array:

@@ -6,6 +6,12 @@ from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
+from hypothesis import settings
+
+# No timing assertions in unit tests: hypothesis's default 200 ms deadline per
+# example fails on a shared, busy machine (a normalisation example took 1.7 s).
+settings.register_profile("segserve", deadline=None)
+settings.load_profile("segserve")
 
 
 @pytest.fixture(scope="module")

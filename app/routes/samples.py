@@ -28,7 +28,7 @@ from app.bodies import (
 from app.deps import DatasetDep, ServicesDep, SplitDep
 from app.models import LabelArray, SampleInfo, SplitInfo
 from app.problems import problem_responses
-from app.queries import MAX_SIDE, BatchSize, DropLastQuery, SmallQuery, VoidQuery
+from app.queries import MAX_SIDE, BatchSize, CropModeQuery, DropLastQuery, SmallQuery, VoidQuery
 from service.errors import DatasetError, NoUsableSampleError
 from service.labels import apply_void, label_to_png
 from service.params import CropSpec
@@ -72,11 +72,13 @@ def split_info(
     height: Side = None,
     width: Side = None,
     small: SmallQuery = "drop",
+    crop_mode: CropModeQuery = "random",
     batch_size: BatchSize = 64,
     drop_last: DropLastQuery = True,
 ) -> SplitInfo:
-    """Size; samples usable for a `height` x `width` crop; batches per epoch of `batch_size`."""
-    crop = CropSpec(height or 1, width or 1, small=small)
+    """Size; samples usable for a `height` x `width` crop (or canvas, under
+    `crop_mode=full`); batches per epoch of `batch_size`."""
+    crop = CropSpec(height or 1, width or 1, small=small, crop_mode=crop_mode)
     try:
         usable = len(usable_indices(split, crop))
     except NoUsableSampleError:

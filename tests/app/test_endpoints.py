@@ -318,3 +318,47 @@ def test_samples_filtered_by_class(client: TestClient) -> None:
     ]
     assert body["total"] == len(holders)
     assert [s["index"] for s in body["samples"]] == holders[:2]
+
+
+def test_usable_follows_crop_mode(client: TestClient) -> None:
+    infos = [client.get(f"/v1/splits/train/samples/{i}").json() for i in range(14)]
+    shapes = [(info["height"], info["width"]) for info in infos]
+    canvas = "height=60&width=80"
+    full = client.get(f"/v1/splits/train?{canvas}&crop_mode=full&batch_size=2").json()
+    assert full["usable"] == sum(h <= 60 and w <= 80 for h, w in shapes)
+    assert full["batches"] == full["usable"] // 2
+    center = client.get(f"/v1/splits/train?{canvas}&crop_mode=center").json()
+    assert center["usable"] == sum(h >= 60 and w >= 80 for h, w in shapes)
+    assert center == client.get(f"/v1/splits/train?{canvas}").json()
+    nothing = client.get("/v1/splits/train?height=20&width=20&crop_mode=full").json()
+    assert nothing["usable"] == 0
+
+
+def test_recipe_batches_are_deterministic_and_keep_label_and_rect(client: TestClient) -> None:
+    recipe = f"{BATCH}&seed=4&small=pad&scale=0.5,2.0&flip=true&cat_max_ratio=0.75"
+    first = client.get(f"/v1/splits/train/batches/1?{recipe}&photometric=true")
+    again = client.get(f"/v1/splits/train/batches/1?{recipe}&photometric=true")
+    assert first.status_code == 200
+    assert first.content == again.content
+    plain = decode(client.get(f"/v1/splits/train/batches/1?{recipe}").content)
+    distorted = decode(first.content)
+    for name in ("label", "index", "rect"):
+        assert np.array_equal(plain[0][name], distorted[0][name]), name
+    assert distorted[1]["photometric"] == "true"
+    assert distorted[1]["cat_max_ratio"] == "0.75"
+
+
+def test_full_canvas_batches_hold_whole_images(client: TestClient) -> None:
+    query = "height=96&width=112&crop_mode=full&shuffle=false&drop_last=false&batch_size=5"
+    seen = []
+    for batch in range(3):
+        tensors, metadata = decode(client.get(f"/v1/splits/train/batches/{batch}?{query}").content)
+        assert metadata["crop_mode"] == "full"
+        for k, index in enumerate(tensors["index"].tolist()):
+            label = _npy(client.get(f"/v1/splits/train/samples/{index}/label").content)
+            h, w = label.shape
+            assert tensors["rect"][k].tolist() == [0, 0, h, w]
+            assert np.array_equal(tensors["label"][k, :h, :w], label)
+            assert (tensors["label"][k, h:] == 255).all()
+            seen.append(index)
+    assert seen == list(range(14))

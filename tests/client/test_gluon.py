@@ -125,3 +125,35 @@ def test_test_iter_is_not_shuffled(live: LiveServer, chapter_sets: dict[str, Any
         order = [int(i) for batch in loader for i in batch.index]
     assert order == sorted(order)
     assert len(order) == len(chapter_sets["val"]) // 2 * 2
+
+
+def test_load_data_voc_takes_the_recipe(live: LiveServer) -> None:
+    train_iter, test_iter = load_data_voc(
+        BATCH,
+        CROP,
+        live.url,
+        flip=True,
+        scale=(0.5, 2.0),
+        cat_max_ratio=0.75,
+        photometric=True,
+        crop_mode="center",
+    )
+    try:
+        train, test = train_iter.request, test_iter.request
+        assert (train.flip, train.scale, train.cat_max_ratio, train.photometric) == (
+            True,
+            (0.5, 2.0),
+            0.75,
+            True,
+        )
+        assert train.crop_mode == "random"
+        assert (test.crop_mode, test.photometric, test.cat_max_ratio, test.flip) == (
+            "center",
+            False,
+            1.0,
+            False,
+        )
+        x, y = next(iter(train_iter))
+        assert (x.shape, y.shape) == ((BATCH, 3, *CROP), (BATCH, *CROP))
+    finally:
+        train_iter.close()

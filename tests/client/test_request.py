@@ -102,3 +102,32 @@ def test_client_side_mistakes_name_the_parameter(
     assert detail in caught.value.detail
     assert isinstance(caught.value, ValueError)
     assert str(caught.value).startswith(f"{name}: ")
+
+
+def test_recipe_parameters_are_sent_only_when_set() -> None:
+    plain = BatchRequest(512, 512)
+    assert {"cat_max_ratio", "photometric", "crop_mode"}.isdisjoint(plain.query("batch"))
+    recipe = plain.replace(cat_max_ratio=0.75, photometric=True, scale=(0.5, 2.0), small="pad")
+    batch = recipe.query("batch")
+    assert (batch["cat_max_ratio"], batch["photometric"]) == ("0.75", "true")
+    assert recipe.query("crop")["photometric"] == "true"
+    assert "cat_max_ratio" not in recipe.query("split")
+    full = BatchRequest(500, 500, crop_mode="full")
+    assert full.query("split")["crop_mode"] == full.query("stream")["crop_mode"] == "full"
+
+
+@pytest.mark.parametrize(
+    ("changes", "name", "detail"),
+    [
+        ({"cat_max_ratio": 0}, "cat_max_ratio", "> 0 and <= 1"),
+        ({"cat_max_ratio": 1.5}, "cat_max_ratio", "> 0 and <= 1"),
+        ({"cat_max_ratio": float("nan")}, "cat_max_ratio", "> 0"),
+        ({"cat_max_ratio": True}, "cat_max_ratio", "> 0"),
+        ({"photometric": "yes"}, "photometric", "True or False"),
+        ({"crop_mode": "middle"}, "crop_mode", "one of random, center, full"),
+    ],
+)
+def test_recipe_parameters_are_checked(changes: dict[str, Any], name: str, detail: str) -> None:
+    with pytest.raises(RequestError, match=name) as raised:
+        BatchRequest(32, 48, **changes)
+    assert detail in str(raised.value)

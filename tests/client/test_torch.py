@@ -76,3 +76,19 @@ def test_set_epoch_changes_the_order(live: LiveServer) -> None:
     second = [i for item in dataset for i in item["index"].tolist()]
     assert sorted(first) == sorted(second)
     assert first != second
+
+
+def test_recipe_parameters_reach_the_server(live: LiveServer) -> None:
+    plain = next(iter(_dataset(live, rank=0, world_size=USABLE // BATCH, normalize=False)))
+    recipe = _dataset(
+        live,
+        rank=0,
+        world_size=USABLE // BATCH,
+        normalize=False,
+        photometric=True,
+        cat_max_ratio=0.9,
+    )
+    assert (recipe.request.photometric, recipe.request.cat_max_ratio) == (True, 0.9)
+    item = next(iter(recipe))
+    assert tuple(item["image"].shape) == tuple(plain["image"].shape)
+    assert not torch.equal(item["image"], plain["image"])  # the server applied them

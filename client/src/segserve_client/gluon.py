@@ -26,7 +26,7 @@ from segserve_client.http import SegClient
 from segserve_client.loader import BatchLoader
 from segserve_client.normalize import labels_as_float, normalize
 from segserve_client.protocol.encoding import Encoding
-from segserve_client.protocol.params import default_layout
+from segserve_client.protocol.params import MAX_CAT_RATIO, CropMode, default_layout
 from segserve_client.request import BatchRequest
 from segserve_client.session import DEFAULT_URL, Url
 
@@ -109,6 +109,11 @@ def load_data_voc(
     prefetch: int = 2,
     encoding: Encoding = "raw",
     quality: int | None = None,
+    flip: bool = False,
+    scale: tuple[float, float] | None = None,
+    cat_max_ratio: float = MAX_CAT_RATIO,
+    photometric: bool = False,
+    crop_mode: CropMode = "random",
 ) -> tuple[VOCBatches, VOCBatches]:
     """``(train_iter, test_iter)`` over the ``train`` and ``val`` splits, as the chapter's.
 
@@ -117,7 +122,11 @@ def load_data_voc(
     labels (border pixels 0); ``"ignore"`` keeps 255 for a loss that skips it.
     ``encoding`` (``lossless``, ``jpeg`` at ``quality``) shrinks what crosses
     the network; batches are decoded and normalised in the prefetch threads
-    (encodings need ``transport="uint8"``).
+    (encodings need ``transport="uint8"``). The training augmentations
+    ``flip``, ``scale``, ``cat_max_ratio`` and ``photometric`` apply to
+    ``train_iter`` only; ``crop_mode`` (``center`` or ``full``: whole images on
+    a ``crop_size`` canvas, for mIoU on whole images) to ``test_iter`` only,
+    ``train_iter`` always crops at random. The defaults give the chapter's pipeline.
     """
     if transport not in ("uint8", "float32"):
         raise ValueError(f"transport must be 'uint8' or 'float32', got {transport!r}")
@@ -126,8 +135,14 @@ def load_data_voc(
         height, width, batch_size=batch_size, seed=seed, void=void, dtype=transport,
         drop_last=True, encoding=encoding, quality=quality,
     )  # fmt: skip
+    train = request.replace(
+        shuffle=True, flip=flip, scale=scale, cat_max_ratio=cat_max_ratio, photometric=photometric
+    )
+    test = request.replace(shuffle=False, crop_mode=crop_mode)
+    if crop_mode == "full":
+        test = test.replace(drop_last=False)  # every whole image once
     client = SegClient(url, token=token)
     return (
-        VOCBatches(client, "train", request.replace(shuffle=True), prefetch=prefetch),
-        VOCBatches(client, "val", request.replace(shuffle=False), prefetch=prefetch),
+        VOCBatches(client, "train", train, prefetch=prefetch),
+        VOCBatches(client, "val", test, prefetch=prefetch),
     )

@@ -26,8 +26,10 @@ from typing import Any, Final, Literal, get_args
 from segserve_client.errors import RequestError
 from segserve_client.protocol.encoding import Encoding, transport_problem
 from segserve_client.protocol.params import (
+    MAX_CAT_RATIO,
     MAX_SCALE,
     SEED_LIMIT,
+    CropMode,
     Dtype,
     Layout,
     Small,
@@ -53,7 +55,9 @@ class BatchRequest:
     ``height`` x ``width``: the crop. ``batch_size``, ``seed``, ``epoch``,
     ``shuffle``, ``drop_last``: which samples, in which order (``seed=None``
     lets the server pick one: crops only; batches default to 0). ``small``,
-    ``void``, ``flip``, ``scale``: how each sample becomes a crop. ``dtype``,
+    ``void``, ``flip``, ``scale``: how each sample becomes a crop;
+    ``cat_max_ratio`` (0 < r <= 1, 1 = off), ``photometric``, ``crop_mode``
+    (``random``, ``center``, ``full``): the training-recipe parameters. ``dtype``,
     ``layout``: the image tensor (``layout=None``: ``nhwc`` for uint8, ``nchw``
     for float32). ``encoding`` (``raw``, ``lossless``, ``jpeg``) and ``quality``
     (1-100, ``jpeg`` only; None: 95): how image and label travel; the client
@@ -72,6 +76,13 @@ class BatchRequest:
     void: Void = field(default="ignore", metadata=sent_to(*_SAMPLES))
     flip: bool = field(default=False, metadata=sent_to(*_SAMPLES))
     scale: tuple[float, float] | None = field(default=None, metadata=sent_to(*_SAMPLES))
+    # The recipe parameters, off by default, are sent only when set: a request
+    # without them reads as it did before they existed.
+    cat_max_ratio: float = field(
+        default=MAX_CAT_RATIO, metadata={**sent_to(*_SAMPLES), "omit": MAX_CAT_RATIO}
+    )
+    photometric: bool = field(default=False, metadata={**sent_to(*_SAMPLES), "omit": False})
+    crop_mode: CropMode = field(default="random", metadata={**sent_to(), "omit": "random"})
     dtype: Dtype = field(default="uint8", metadata=sent_to(*_SAMPLES))
     layout: Layout | None = field(default=None, metadata=sent_to(*_SAMPLES))
     # raw is left out of the query: a server that predates encodings still answers.
@@ -85,8 +96,10 @@ class BatchRequest:
         if self.seed is not None:
             _check_int("seed", self.seed, 0, SEED_LIMIT - 1)
         _check_int("epoch", self.epoch, 0, SEED_LIMIT - 1)
-        for name in ("shuffle", "drop_last", "flip"):
+        for name in ("shuffle", "drop_last", "flip", "photometric"):
             _check_bool(name, getattr(self, name))
+        _check_choice("crop_mode", self.crop_mode, get_args(CropMode))
+        object.__setattr__(self, "cat_max_ratio", _checked_ratio(self.cat_max_ratio))
         _check_choice("small", self.small, get_args(Small))
         _check_choice("void", self.void, get_args(Void))
         _check_choice("dtype", self.dtype, get_args(Dtype))
@@ -170,3 +183,14 @@ def _checked_scale(scale: object) -> tuple[float, float]:
     if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 < lo <= hi <= MAX_SCALE):
         raise RequestError("scale", detail)
     return lo, hi
+
+
+def _checked_ratio(ratio: object) -> float:
+    """``cat_max_ratio`` as a float with ``0 < r <= MAX_CAT_RATIO``."""
+    ok = isinstance(ratio, int | float) and not isinstance(ratio, bool)
+    value = float(ratio) if ok else math.nan  # type: ignore[arg-type]
+    if not (math.isfinite(value) and 0.0 < value <= MAX_CAT_RATIO):
+        raise RequestError(
+            "cat_max_ratio", f"must be a number > 0 and <= {MAX_CAT_RATIO:g}, got {ratio!r}"
+        )
+    return value

@@ -13,9 +13,11 @@ Small = Literal["drop", "pad"]
 Void = Literal["ignore", "background"]
 Dtype = Literal["uint8", "float32"]
 Layout = Literal["nhwc", "nchw"]
+CropMode = Literal["random", "center", "full"]
 
 SEED_LIMIT: Final = 2**63  # seeds and epochs are in [0, SEED_LIMIT)
 MAX_SCALE: Final = 16.0  # the largest random rescale factor
+MAX_CAT_RATIO: Final = 1.0  # cat_max_ratio is in (0, 1]; 1 turns it off
 
 
 def default_layout(dtype: Dtype) -> Layout:
