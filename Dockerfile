@@ -46,7 +46,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     SEGSERVE_HOST=0.0.0.0 \
     SEGSERVE_PORT=8000 \
-    SEGSERVE_CACHE_DIR=/cache
+    SEGSERVE_CACHE_DIR=/cache \
+    SEGSERVE_DRAIN_SECONDS=25
 
 RUN groupadd --system --gid 10001 segserve \
  && useradd --system --uid 10001 --gid segserve --no-create-home \
@@ -68,5 +69,10 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('SEGSERVE_PORT', '8000'), timeout=4)"]
 
+# On SIGTERM segserve drains: readiness 503, no new work, in-flight work finished,
+# streams ended after a whole frame, exit within SEGSERVE_DRAIN_SECONDS. Give the
+# container a longer grace period than that (compose stop_grace_period: 30s,
+# Kubernetes terminationGracePeriodSeconds: 30).
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["/bin/sh", "/usr/local/bin/segserve-entrypoint"]
 CMD ["segserve", "serve"]

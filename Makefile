@@ -14,7 +14,7 @@ HOST ?= 127.0.0.1
 K8S_MANIFESTS = $(filter-out %/kustomization.yaml,$(wildcard deploy/k8s/*.yaml deploy/k8s/optional/*.yaml))
 PORT ?= 8000
 
-.PHONY: help venv torch chromium serve test lint typecheck pytest browser-test format lock bench bench-small container-test clean
+.PHONY: help venv torch chromium serve test lint typecheck pytest browser-test format lock bench bench-small bench-trainers container-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -100,6 +100,9 @@ bench: venv  ## the benchmark against the chapter's pipeline (~5 min): bench/res
 bench-small: venv  ## a one-minute smoke run of the benchmark, written to bench/out/small
 	@sh bench/install-nginx.sh
 	$(VENV)/bin/python -m bench --preset small --out bench/out/small --work-dir bench/out/small/work
+
+bench-trainers: venv  ## only the many-trainers phase (~3 min); other phases' results are kept
+	$(VENV)/bin/python -m bench --preset full --phases trainers --out bench
 
 bench-recipes: venv  ## cost per batch of photometric and cat_max_ratio vs a plain batch, merged into bench/results.*
 	$(VENV)/bin/python -m bench --preset full --phases recipes --out bench

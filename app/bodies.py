@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from importlib.metadata import version
-from typing import Any, Final
+from typing import Any, Final, ParamSpec
 
 import numpy as np
 import numpy.typing as npt
@@ -22,8 +22,10 @@ from segserve_client.protocol.wire import Encoded
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from app.state import WorkSlots
+from app.admission import WorkSlots
 from service.errors import InvalidParameterError
+
+P = ParamSpec("P")
 
 SAFETENSORS: Final = "application/vnd.safetensors"
 NPY: Final = "application/x-npy"
@@ -93,11 +95,13 @@ async def rendered_response(
     slots: WorkSlots,
     media_type: str,
     headers: Mapping[str, str],
-    render: Callable[..., bytes],
-    *args: Any,
+    render: Callable[P, bytes],
+    *args: P.args,
+    **kwargs: P.kwargs,
 ) -> Response:
     """A ``media_type`` body made by ``render(*args)`` in a worker thread, holding a slot."""
-    return Response(await slots.run(render, *args), media_type=media_type, headers=headers)
+    body = await slots.run(render, *args, **kwargs)
+    return Response(body, media_type=media_type, headers=headers)
 
 
 def json_bytes(document: object) -> bytes:

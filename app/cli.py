@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging.config
 import os
 import sys
 import tempfile
@@ -157,6 +158,7 @@ def _add_prepare(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from app.logs import log_config
     from service.index import scan_voc
 
     options = {
@@ -170,8 +172,10 @@ def _serve(args: argparse.Namespace) -> int:
     # Workers build their settings from the environment: that is how options reach them.
     os.environ.update({name: str(value) for name, value in options.items() if value is not None})
     settings = Settings()
+    logging.config.dictConfig(log_config(settings.log_level))  # for the loading done here
     if settings.data_root is not None:
-        scan_voc(settings.data_root, settings.label_dir)  # fail now, with one clear line
+        # Fail now, with one clear line.
+        scan_voc(settings.data_root, settings.label_dir, settings.split_dir)
     with tempfile.TemporaryDirectory(prefix="segserve-metrics-") as metrics_dir:
         if settings.workers > 1:
             # Read when prometheus-client is imported: before the app is.

@@ -1,9 +1,8 @@
-"""Dependencies: services, dataset, split, bearer token, known query parameters, a work slot."""
+"""Dependencies: services, dataset, split, bearer token, known query parameters."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
 from typing import Annotated, cast
 
 from fastapi import Depends, Path, Request
@@ -92,16 +91,3 @@ def reject_unknown_query(request: Request) -> None:
     if unknown:
         takes = ", ".join(known) or "no query parameters"
         raise InvalidParameterError(unknown[0], f"unknown parameter; this endpoint takes: {takes}")
-
-
-async def work_slot(services: ServicesDep) -> AsyncIterator[None]:
-    """Hold one of ``max_concurrency`` slots for the whole response (streams included).
-
-    Never waits: when every slot is taken the request is refused with 503 and
-    ``Retry-After`` (``OverloadedError``), so queued work cannot pile up.
-    """
-    with services.slots.hold():
-        yield
-
-
-WorkSlotDep = Annotated[None, Depends(work_slot)]

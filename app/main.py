@@ -12,8 +12,10 @@ from fastapi_offline import FastAPIOffline
 
 from app.browser.pages import install_browser
 from app.deps import reject_unknown_query, require_token
+from app.drain import drain_on_sigterm
 from app.metrics import MetricsMiddleware
-from app.problems import install_problem_handlers, move_problems_to_problem_json
+from app.problems import drop_status, install_problem_handlers, move_problems_to_problem_json
+from app.queries import document_limits
 from app.routes import batches, crops, dataset, health, samples, stats
 from app.state import DatasetLoader, Services
 from service.config import Settings
@@ -40,10 +42,12 @@ TAGS = [
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start loading the dataset in the background; requests are served meanwhile."""
+    """Start loading the dataset in the background (requests are served meanwhile); drain on
+    SIGTERM (:mod:`app.drain`)."""
     services: Services = app.state.services
     services.loader.start()
-    yield
+    with drain_on_sigterm(services.slots, services.settings.drain_seconds):
+        yield
 
 
 def create_app() -> FastAPI:
@@ -67,22 +71,28 @@ def create_app_with_config(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     app.include_router(health.router)
-    v1 = APIRouter(dependencies=[Depends(require_token), Depends(reject_unknown_query)])
+    # The bearer scheme only when there is a token: the OpenAPI document then declares it.
+    guards = [Depends(require_token)] if settings.api_token is not None else []
+    v1 = APIRouter(dependencies=[*guards, Depends(reject_unknown_query)])
     for module in (dataset, samples, stats, crops, batches):
         v1.include_router(module.router)
     app.include_router(v1)
     install_browser(app)
-    _document_problems(app)
+    _complete_openapi(app, settings)
     return app
 
 
-def _document_problems(app: FastAPI) -> None:
-    """Have the OpenAPI document list error bodies as ``application/problem+json``."""
+def _complete_openapi(app: FastAPI, settings: Settings) -> None:
+    """Have the OpenAPI document list error bodies as ``application/problem+json``, and give
+    the limits of ``settings``."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = move_problems_to_problem_json(build())
+            document = document_limits(move_problems_to_problem_json(build()), settings)
+            if settings.api_token is None:
+                document = drop_status(document, 401)  # nothing asks for a token
+            app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -28,6 +28,43 @@ MEDIA_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
 MULTIPROCESS_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED: Final = "<unmatched>"
 _LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+_WAIT_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class AdmissionMetrics:
+    """The admission queue of heavy requests: slots in use, waiting requests, waits, refusals."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.busy = Gauge(
+            "segserve_admission_slots_busy",
+            "Heavy requests (or a stream's batches) being built now.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.limit = Gauge(
+            "segserve_admission_slots",
+            "Heavy requests built at once (SEGSERVE_MAX_CONCURRENCY, per worker).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.depth = Gauge(
+            "segserve_admission_queue_depth",
+            "Heavy requests waiting for a slot.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.wait = Histogram(
+            "segserve_admission_wait_seconds",
+            "Time a heavy request waited for its slot (0 when one was free).",
+            buckets=_WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.refused = Counter(
+            "segserve_admission_refused",
+            "Heavy requests refused with 503, by reason (queue-full, timeout, draining).",
+            ["reason"],
+            registry=registry,
+        )
 
 
 class Metrics:
@@ -72,6 +109,8 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+
+        self.admission = AdmissionMetrics(self.registry)
 
     def exposition(self) -> bytes:
         """The text exposition: every worker's values in multiprocess mode, else this app's."""

@@ -45,10 +45,17 @@ class UnauthorizedError(SegserveError):
 
 
 class OverloadedError(SegserveError):
-    """Every slot for heavy work is taken; the client should retry shortly."""
+    """Every slot for heavy work is taken and the wait was too long; retry shortly."""
 
     code = "overloaded"
     title = "Service overloaded"
+
+
+class DrainingError(OverloadedError):
+    """The server is shutting down (SIGTERM): it takes no new work; retry on another replica."""
+
+    code = "draining"
+    title = "Service shutting down"
 
 
 STATUS: Final[Mapping[type[SegserveError], int]] = {
@@ -64,6 +71,9 @@ STATUS: Final[Mapping[type[SegserveError], int]] = {
 _HEADERS: Final[Mapping[type[SegserveError], Mapping[str, str]]] = {
     UnauthorizedError: {"WWW-Authenticate": 'Bearer realm="segserve"'},
     DatasetNotReadyError: {"Retry-After": str(NOT_READY_RETRY_SECONDS)},
+    # Connection: close, so that the client's next request opens a connection
+    # elsewhere instead of reusing one to a server about to go.
+    DrainingError: {"Retry-After": str(OVERLOADED_RETRY_SECONDS), "Connection": "close"},
     OverloadedError: {"Retry-After": str(OVERLOADED_RETRY_SECONDS)},
 }
 
@@ -159,16 +169,50 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for the given error statuses (problem+json bodies)."""
-    return {status: {"model": Problem, "description": _DESCRIPTIONS[status]} for status in statuses}
+    """OpenAPI ``responses`` entries for the given error statuses: problem+json bodies, each
+    with an example of its own status."""
+    return {
+        status: {
+            "model": Problem,
+            "description": _DESCRIPTIONS[status],
+            "content": {"application/json": {"example": _EXAMPLES[status]}},
+        }
+        for status in statuses
+    }
 
 
 _DESCRIPTIONS: Final = {
     401: "Missing or wrong bearer token (only when the server has one set).",
     404: "Unknown split, or a sample index or batch number out of range.",
     422: "A parameter outside its allowed range; `detail` names it and the range.",
-    503: "The dataset is still loading, or too many heavy requests run at once "
-    "(see `Retry-After`).",
+    503: "The dataset is still loading (`detail` gives the phase and its progress), too many "
+    "heavy requests are waiting already, or the server is shutting down (see `Retry-After`).",
+}
+
+
+def _example(error: SegserveError, status: int) -> dict[str, Any]:
+    """The body :func:`problem_response` sends for ``error``, as documentation."""
+    return Problem(
+        type=f"urn:segserve:problem:{error.code}",
+        title=error.title,
+        status=status,
+        detail=error.detail,
+        code=error.code,
+    ).model_dump()
+
+
+_EXAMPLES: Final = {
+    401: _example(UnauthorizedError("authorization: wrong bearer token"), 401),
+    404: _example(NotFoundError("unknown split 'tran'; available: train, trainval, val"), 404),
+    422: _example(
+        InvalidParameterError("void", "must be one of ignore, background, got 'none'"), 422
+    ),
+    503: _example(
+        OverloadedError(
+            "no slot for heavy work freed within 30 s (2 running, 128 waiting); retry shortly"
+        ),
+        503,
+    ),
 }
 
 
@@ -184,4 +228,12 @@ def move_problems_to_problem_json(openapi: dict[str, Any]) -> dict[str, Any]:
                 content = response.get("content", {})
                 if status.isdigit() and int(status) >= 400 and "application/json" in content:
                     content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+    return openapi
+
+
+def drop_status(openapi: dict[str, Any], status: int) -> dict[str, Any]:
+    """Remove the ``status`` response from every operation (401 on a server without a token)."""
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).pop(str(status), None)
     return openapi

@@ -1,21 +1,23 @@
 """Query parameters shared by crops, batches and epoch streams, each with its range.
 
 The OpenAPI document (and so the 422 messages of :mod:`app.validation`) takes its
-ranges from these declarations; deployment limits that settings may lower
-(batch size, crop pixels) are checked again by :mod:`service.params`.
+ranges from these declarations; the deployment's limits (batch size, crop
+pixels) come from the settings alone: :mod:`service.params` checks them and
+:func:`document_limits` writes them into the OpenAPI document.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Final
 
 from fastapi import Depends, Query
 from segserve_client.protocol.encoding import DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY
 
 from app.deps import SettingsDep
+from service.config import Settings
 from service.errors import InvalidParameterError
 from service.params import (
-    DEFAULT_MAX_BATCH_SIZE,
     MAX_CAT_RATIO,
     MAX_SCALE,
     SEED_LIMIT,
@@ -26,6 +28,7 @@ from service.params import (
     Layout,
     Small,
     Void,
+    check_batch_size,
     parse_scale,
     validate_batch,
     validate_crop,
@@ -109,10 +112,22 @@ LayoutQuery = Annotated[
     Layout | None,
     Query(description="Image layout; default `nhwc` for uint8, `nchw` for float32."),
 ]
-BatchSize = Annotated[
+# Its maximum is the server's SEGSERVE_MAX_BATCH_SIZE: checked by validate_batch,
+# written into the OpenAPI document by document_limits.
+BatchSizeQuery = Annotated[
     int,
-    Query(ge=1, le=DEFAULT_MAX_BATCH_SIZE, description="Samples per batch.", examples=[64]),
+    Query(
+        ge=1, description="Samples per batch, at most the server's limit (maximum).", examples=[64]
+    ),
 ]
+
+
+def batch_size_query(settings: SettingsDep, batch_size: BatchSizeQuery = 64) -> int:
+    """``batch_size``, checked against the deployment's limit."""
+    return check_batch_size(batch_size, settings.max_batch_size)
+
+
+BatchSize = Annotated[int, Depends(batch_size_query)]
 ShuffleQuery = Annotated[bool, Query(description="Shuffle the epoch's order by (seed, epoch).")]
 DropLastQuery = Annotated[
     bool,
@@ -187,7 +202,7 @@ def check_batch_bytes(batch_size: int, crop: CropSpec, dtype: Dtype, limit: int)
 def batch_spec(
     settings: SettingsDep,
     crop: CropSpecDep,
-    batch_size: BatchSize = 64,
+    batch_size: BatchSize,
     seed: SeedQuery = 0,
     shuffle: ShuffleQuery = True,
     drop_last: DropLastQuery = True,
@@ -212,3 +227,20 @@ def batch_transport(
 
 
 TransportDep = Annotated[Transport, Depends(batch_transport)]
+
+
+# Query parameters whose maximum is a setting, and that setting.
+SETTING_MAXIMA: Final[Mapping[str, Callable[[Settings], int]]] = {
+    "batch_size": lambda settings: settings.max_batch_size,
+}
+
+
+def document_limits(openapi: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Write the settings' limits into the parameters' schemas (``maximum``) of ``openapi``."""
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                maximum = SETTING_MAXIMA.get(parameter.get("name", ""))
+                if maximum is not None and parameter.get("in") == "query":
+                    parameter.setdefault("schema", {})["maximum"] = maximum(settings)
+    return openapi

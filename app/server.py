@@ -37,6 +37,8 @@ from typing import Final
 import uvicorn
 from prometheus_client import multiprocess
 
+from app.drain import SHUTDOWN_GRACE
+from app.logs import log_config
 from app.main import create_app
 from app.metrics import MULTIPROCESS_ENV
 from app.state import load_dataset
@@ -55,14 +57,18 @@ _PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
 
 
 def uvicorn_config(settings: Settings) -> uvicorn.Config:
-    """uvicorn's configuration for ``settings``: the app factory, address, log level."""
+    """uvicorn's configuration for ``settings``: the app factory, address, logging, shutdown."""
     return uvicorn.Config(
         create_app,
         factory=True,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=log_config(settings.log_level),
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        # The app drains on SIGTERM first (app.drain); what is left to uvicorn's
+        # own shutdown is sending the last bytes, within the drain period.
+        timeout_graceful_shutdown=int(SHUTDOWN_GRACE),
         ws="none",  # no WebSocket route: spares importing a WebSocket library
     )
 

@@ -8,28 +8,25 @@ the decoded cache of real VOC2012 takes a while): ``/healthz`` answers at once,
 from __future__ import annotations
 
 import logging
+import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
-from starlette.concurrency import run_in_threadpool
-
+from app.admission import WorkSlots
 from app.metrics import Metrics
-from app.problems import OverloadedError
 from service.config import Settings
 from service.dataset import Dataset, open_dataset
 from service.demo import ensure_demo
 from service.errors import DatasetNotReadyError, SegserveError
+from service.pool import available_cpus
+from service.progress import Progress
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
-
-def data_root(settings: Settings, *, progress: bool = False) -> Path:
+def data_root(settings: Settings, *, progress: Progress | bool = False) -> Path:
     """The configured data root, or the demo dataset (written into the cache dir if missing)."""
     if settings.data_root is not None:
         return settings.data_root
@@ -42,17 +39,41 @@ def data_root(settings: Settings, *, progress: bool = False) -> Path:
     )
 
 
-def load_dataset(settings: Settings) -> Dataset:
-    """Open the dataset the settings name, building its decoded cache when needed."""
-    root = data_root(settings)
-    return open_dataset(root, settings.cache_dir, settings.label_dir, split_dir=settings.split_dir)
+def load_dataset(settings: Settings, progress: Progress | None = None) -> Dataset:
+    """Open the dataset the settings name, building its decoded cache when needed.
+
+    Each phase is logged with its count and time (and follows ``progress``),
+    then the readiness, with the address of the API documentation.
+    """
+    progress = progress or Progress(bar=sys.stderr.isatty())
+    started = time.perf_counter()
+    root = data_root(settings, progress=progress)
+    dataset = open_dataset(
+        root, settings.cache_dir, settings.label_dir, split_dir=settings.split_dir,
+        progress=progress,
+    )  # fmt: skip
+    splits = ", ".join(f"{name} {len(split)}" for name, split in sorted(dataset.splits.items()))
+    logger.info(
+        "dataset %s ready in %.1f s (%s; %d excluded); API docs at %s",
+        dataset.name, time.perf_counter() - started, splits, len(dataset.excluded),
+        docs_url(settings),
+    )  # fmt: skip
+    return dataset
+
+
+def docs_url(settings: Settings) -> str:
+    """Where the Swagger UI of a server with these settings is (a wildcard host as localhost)."""
+    host = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.port}/docs"
 
 
 class DatasetLoader:
     """Loads the dataset once, in a daemon thread, and reports how that went."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
         self._settings = settings
+        self.progress = progress or Progress(bar=sys.stderr.isatty())
         self._dataset: Dataset | None = None
         self._failure: str | None = None
         self._done = threading.Event()
@@ -66,8 +87,7 @@ class DatasetLoader:
 
     def _load(self) -> None:
         try:
-            self._dataset = load_dataset(self._settings)
-            logger.info("dataset %s ready", self._dataset.name)
+            self._dataset = load_dataset(self._settings, self.progress)
         except SegserveError as error:
             self._failure = error.detail
             logger.error("loading the dataset failed: %s", error.detail)
@@ -87,30 +107,9 @@ class DatasetLoader:
             return self._dataset
         if self._failure is not None:
             raise DatasetNotReadyError(f"loading the dataset failed: {self._failure}")
-        raise DatasetNotReadyError("the dataset is still loading; retry shortly")
-
-
-class WorkSlots:
-    """At most ``limit`` heavy requests at once; a request that finds none free is refused."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._semaphore = threading.BoundedSemaphore(limit)
-
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        """Hold a slot for the block; ``OverloadedError`` (503) at once when none is free."""
-        if not self._semaphore.acquire(blocking=False):
-            raise OverloadedError(f"{self.limit} heavy requests are already running; retry shortly")
-        try:
-            yield
-        finally:
-            self._semaphore.release()
-
-    async def run(self, func: Callable[..., T], *args: Any) -> T:
-        """``func(*args)`` in a worker thread, holding a slot."""
-        with self.hold():
-            return await run_in_threadpool(func, *args)
+        phase = self.progress.describe()
+        doing = f": {phase}" if phase else ""
+        raise DatasetNotReadyError(f"the dataset is still loading{doing}; retry shortly")
 
 
 @dataclass
@@ -123,4 +122,9 @@ class Services:
     slots: WorkSlots = field(init=False)
 
     def __post_init__(self) -> None:
-        self.slots = WorkSlots(self.settings.max_concurrency)
+        self.slots = WorkSlots(
+            self.settings.max_concurrency or available_cpus(),
+            queue_limit=self.settings.queue_limit,
+            wait_seconds=self.settings.queue_wait,
+            metrics=self.metrics.admission,
+        )

@@ -5,8 +5,13 @@ producer task builds up to ``prefetch`` batches at once, each in a worker
 thread (so one stream uses as many cores as ``prefetch``: building and encoding
 release the GIL), and hands them over in order through an unbuffered channel:
 with the one being sent, at most ``prefetch + 1`` batches are in memory.
+Each batch is built holding a work slot (:mod:`app.admission`) taken for that
+batch alone, so a long stream takes its turn with batch requests.
 When the client goes away the whole task group is cancelled: the batch being
 built is finished (a thread cannot be interrupted) and no other is started.
+When the server drains (SIGTERM), no further batch is started: the frames
+already built are sent and the response ends there, after a whole frame but
+without the final chunk, so that no client can take it for a complete epoch.
 """
 
 from __future__ import annotations
@@ -23,20 +28,27 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from app.admission import WorkSlots
 from app.bodies import FRAMES
 from app.metrics import Metrics
+from app.problems import DrainingError
 
 logger = logging.getLogger(__name__)
 
 
 class FrameStreamResponse(Response):
-    """Streams ``build(b)`` for each batch number ``b`` of ``batches``, as frames."""
+    """Streams ``build(b)`` for each batch number ``b`` of ``batches``, as frames.
+
+    The caller has acquired one slot of ``slots`` for it: the first batch is
+    built in that one, every other batch queues for its own.
+    """
 
     def __init__(
         self,
         build: Callable[[int], Encoded],
         batches: Sequence[int],
         *,
+        slots: WorkSlots,
         prefetch: int,
         metrics: Metrics,
         headers: dict[str, str],
@@ -48,14 +60,17 @@ class FrameStreamResponse(Response):
         self._batches = batches
         self._prefetch = max(prefetch, 1)
         self._metrics = metrics
+        self._slots = slots
+        self._held = True  # the slot the caller acquired, until the first batch uses it
+        self._cut = False  # set when draining stopped the stream before its end
         self.init_headers(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the frames until the last one, or until the client disconnects."""
+        """Send the frames until the last one, until the client disconnects or the server drains."""
         channel_in, channel_out = anyio.create_memory_object_stream[Encoded](0)
         self._metrics.streams.inc()
         try:
-            async with anyio.create_task_group() as group:
+            async with self._slots.stream(), anyio.create_task_group() as group:
                 group.start_soon(self._produce, channel_in)
                 group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
                 await send(
@@ -66,16 +81,29 @@ class FrameStreamResponse(Response):
                         if not await _send_frame(send, encoded):
                             break
                     else:
-                        await send({"type": "http.response.body", "body": b""})
+                        await self._finish(send)
                 group.cancel_scope.cancel()
         finally:
+            self._give_back_held()
             self._metrics.streams.dec()
+
+    async def _finish(self, send: Send) -> None:
+        """End the body, unless draining cut the stream short (then leave it incomplete)."""
+        if self._cut:
+            logger.info("epoch stream: ended after a whole frame, the server is shutting down")
+            return
+        await send({"type": "http.response.body", "body": b""})
 
     async def _produce(self, channel: ObjectSendStream[Encoded]) -> None:
         """Build ``prefetch`` batches at a time; send each, in order, when it is done."""
         async with channel, anyio.create_task_group() as builders:
             window: deque[_Pending] = deque()
             for batch in self._batches:
+                try:
+                    await self._take_slot()
+                except DrainingError:
+                    self._cut = True
+                    break
                 window.append(_Pending())
                 builders.start_soon(self._build_into, batch, window[-1])
                 if len(window) >= self._prefetch:
@@ -84,8 +112,24 @@ class FrameStreamResponse(Response):
                 await channel.send(await window.popleft().result())
 
     async def _build_into(self, batch: int, pending: _Pending) -> None:
-        pending.encoded = await run_in_threadpool(self._build, batch)
+        """Build one batch in a worker thread, then give its slot back."""
+        try:
+            pending.encoded = await run_in_threadpool(self._build, batch)
+        finally:
+            self._slots.release()
         pending.done.set()
+
+    async def _take_slot(self) -> None:
+        """The caller's slot for the first batch, then a turn in the queue for each other."""
+        if self._held:
+            self._held = False
+            return
+        await self._slots.acquire(bounded=False)
+
+    def _give_back_held(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
 
 
 @dataclass

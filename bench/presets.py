@@ -16,6 +16,8 @@ class Preset:
     ``scaleout_*``: replica counts and client modes of :mod:`bench.scaleout`.
     ``growth_*``: the base dataset of the growth check (``growth_factor`` times
     it is the large one) and how many batches each size is timed on.
+    ``trainer_*``: the many-trainers phase (:mod:`bench.trainers`): how many
+    trainer processes, on how many replicas, each for how long.
     """
 
     name: str
@@ -37,6 +39,10 @@ class Preset:
     nginx_modes: tuple[str, ...] = ("uint8", "gluon-uint8")
     scaleout_replicas: tuple[int, ...] = (1, 2, 4)
     scaleout_modes: tuple[str, ...] = ("uint8",)
+    trainer_counts: tuple[int, ...] = (1, 4, 16)
+    trainer_replicas: tuple[int, ...] = (1, 2)
+    trainer_seconds: float = 20.0
+    trainer_batch_size: int = 16
 
     @property
     def fields(self) -> dict[str, int]:
@@ -70,5 +76,8 @@ PRESETS: Final[dict[str, Preset]] = {
         growth_val=8,
         growth_factor=2,
         growth_batches=4,
+        trainer_counts=(1, 4),
+        trainer_replicas=(1,),
+        trainer_seconds=3.0,
     ),
 }

@@ -153,6 +153,8 @@ class Results:
     scaleout: ScaleoutRun = field(default_factory=ScaleoutRun)
     codecs: dict[str, Any] = field(default_factory=dict)  # see bench.codecs
     recipes: dict[str, Any] = field(default_factory=dict)  # bench.recipes.document
+    # The many-trainers phase (bench.trainers_report): its document, as measured.
+    trainers: dict[str, Any] = field(default_factory=dict)
 
     def series(self, key: str) -> Series | None:
         """The throughput series called ``key``, if measured."""
@@ -180,6 +182,7 @@ class Results:
             scaleout=_scaleout(document.get("scaleout")),
             codecs=dict(document.get("codecs") or {}),
             recipes=dict(document.get("recipes") or {}),
+            trainers=document.get("trainers") or {},
         )
 
 

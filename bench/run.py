@@ -12,9 +12,11 @@
    nginx, with the per-core figure (:mod:`bench.scaleout`);
 7. recipes: the cost per batch of ``photometric`` and ``cat_max_ratio``
    against a plain batch (:mod:`bench.recipes`);
-8. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
+8. many trainers: 1, 4 and 16 trainer processes on one server and on two
+   replicas (:mod:`bench.trainers`);
+9. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
 
-Phases 1-5 are ``core``, 6 is ``scaleout``, 7 ``recipes``, and ``codecs``
+Phases 1-5 are ``core``, 6 is ``scaleout``, 7 ``recipes``, 8 ``trainers``, and ``codecs``
 (:mod:`bench.codecs`: bytes per sample, encode and decode times of each
 transport encoding); each can run alone. A run of only some phases keeps the
 other phases' results from the ``results.json`` already in the output folder.
@@ -42,6 +44,7 @@ from bench.scaleout import measure_scaleout
 from bench.scaleout_report import scaleout_section
 from bench.startup import measure_startup
 from bench.throughput import measure_throughput
+from bench.trainers_report import measure_trainers_phase, trainers_section
 from bench.workspace import Workspace, say
 
 
@@ -83,7 +86,7 @@ def measure(preset: Preset, space: Workspace) -> Results:
     return results
 
 
-PHASES = ("core", "scaleout", "codecs", "recipes")
+PHASES = ("core", "scaleout", "codecs", "recipes", "trainers")
 
 
 def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES) -> Results:
@@ -104,6 +107,8 @@ def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES)
         results.codecs = measure_codecs(4 if preset.name == "full" else 1)
     if "recipes" in phases:
         results.recipes = measure_recipes(space, preset)
+    if "trainers" in phases:
+        results.trainers = measure_trainers_phase(space, preset)
     results.save(out / "results.json")
     render(results, out)
     say(f"done in {time.perf_counter() - started:.0f} s: {out / 'results.md'}")
@@ -127,6 +132,7 @@ def render(results: Results, out: Path) -> None:
         scaleout_section(results),
         codecs_section(results.codecs),
         recipes_section(results.recipes),
+        trainers_section(results),
     ]
     write_report(results, out / "results.md", plot_name="results.png", sections=sections)
     write_plot(results, out / "results.png")

@@ -33,6 +33,7 @@ from service.decode import DecodeJob, SampleRejectedError, probe_sample
 from service.errors import DatasetError
 from service.index import CACHE_FORMAT, VocIndex
 from service.pool import decode_all
+from service.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,11 @@ def _check_complete(directory: Path, manifest: Manifest, fingerprint: str) -> No
 
 
 def build_cache(
-    index: VocIndex, cache_dir: Path, *, progress: bool = False, workers: int | None = None
+    index: VocIndex,
+    cache_dir: Path,
+    *,
+    progress: Progress | bool = False,
+    workers: int | None = None,
 ) -> BuildResult:
     """Decode every sample of ``index`` into a new cache folder and publish it.
 
@@ -143,7 +148,12 @@ def build_cache(
 
 
 def _build_into(
-    staging: Path, index: VocIndex, *, progress: bool, workers: int | None, started: float
+    staging: Path,
+    index: VocIndex,
+    *,
+    progress: Progress | bool,
+    workers: int | None,
+    started: float,
 ) -> Manifest:
     jobs, excluded = _plan(index)
     images_file, labels_file = _allocate(staging, jobs)

@@ -63,8 +63,28 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest array returned as JSON; beyond it, a 422 points at a binary format.",
     )
-    max_concurrency: int = Field(
-        default=4, ge=1, description="Heavy requests (crops, batches, streams) run at once."
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Heavy requests (crops, batches, a stream's next batch) built at once by "
+        "each worker process. Unset: the CPUs this process may use (affinity, cgroup quota).",
+    )
+    queue_limit: int = Field(
+        default=128,
+        ge=0,
+        description="Heavy requests that may wait for a slot; beyond it, 503 with Retry-After.",
+    )
+    queue_wait: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds a heavy request waits for a slot before a 503 with Retry-After.",
+    )
+    drain_seconds: float = Field(
+        default=25.0,
+        gt=0,
+        description="On SIGTERM: seconds to finish in-flight work before exiting (keep it below "
+        "the container's grace period: compose stop_grace_period, Kubernetes "
+        "terminationGracePeriodSeconds).",
     )
     stream_prefetch: int = Field(
         default=2, ge=1, description="Batches an epoch stream builds ahead of the client."

@@ -30,6 +30,7 @@ from service.cache import (
 )
 from service.errors import NotFoundError
 from service.index import scan_voc
+from service.progress import Progress
 from service.source import U8Array
 from service.stats import I64Array, SplitStats, count_labels, load_or_count, split_stats
 from service.voc import IMAGE_DIR, IMAGE_SUFFIX, LABEL_DIR, SPLIT_DIR
@@ -193,7 +194,7 @@ def open_dataset(
     label_dir: str = LABEL_DIR,
     *,
     split_dir: str = SPLIT_DIR,
-    progress: bool = False,
+    progress: Progress | bool = False,
     workers: int | None = None,
 ) -> Dataset:
     """Open the data root ``root`` over its decoded cache in ``cache_dir``, building it if needed.

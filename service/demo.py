@@ -25,8 +25,8 @@ from typing import Final, NamedTuple
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw
-from tqdm import tqdm
 
+from service.progress import Progress, as_progress
 from service.source import U8Array
 from service.voc import (
     IGNORE_INDEX,
@@ -259,33 +259,32 @@ def _worker_count(samples: int) -> int:
     return max(1, min(len(os.sched_getaffinity(0)), 4))
 
 
-class _Bar(tqdm):  # type: ignore[misc]
-    """A progress bar without tqdm's monitor thread, which would stop the next write forking."""
-
-    monitor_interval = 0
-
-
-def _write_samples(root: Path, names: list[str], seed: int, progress: bool) -> None:
+def _write_samples(root: Path, names: list[str], seed: int, progress: Progress | bool) -> None:
     chunks = [(start, names[start : start + _CHUNK]) for start in range(0, len(names), _CHUNK)]
     workers = _worker_count(len(names))
-    with _Bar(total=len(names), desc="demo data", unit="img", disable=not progress) as bar:
+    with as_progress(progress).phase("generating demo data", len(names), "images") as advance:
         if workers == 1:
             for chunk in chunks:
-                bar.update(_write_chunk(root, seed, *chunk))
+                advance(_write_chunk(root, seed, *chunk))
             return
         # The first submit forks every worker, before the pool starts its threads.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(_write_chunk, root, seed, *chunk) for chunk in chunks]
             try:
                 for future in as_completed(futures):
-                    bar.update(future.result())
+                    advance(future.result())
             finally:
                 for future in futures:
                     future.cancel()
 
 
 def write_demo(
-    root: Path, *, train: int = 1464, val: int = 1449, seed: int = 0, progress: bool = False
+    root: Path,
+    *,
+    train: int = 1464,
+    val: int = 1449,
+    seed: int = 0,
+    progress: Progress | bool = False,
 ) -> Path:
     """Write a synthetic VOC2012-layout data set of ``train`` + ``val`` samples into ``root``.
 
@@ -305,7 +304,7 @@ def write_demo(
 
 
 def ensure_demo(
-    cache_dir: Path, *, train: int, val: int, seed: int, progress: bool = False
+    cache_dir: Path, *, train: int, val: int, seed: int, progress: Progress | bool = False
 ) -> Path:
     """``cache_dir/demo-<train>-<val>-<seed>``, written first if it is not there yet.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Final, get_args
+from typing import get_args
 
 from segserve_client.protocol.params import MAX_CAT_RATIO as MAX_CAT_RATIO
 from segserve_client.protocol.params import MAX_SCALE as MAX_SCALE
@@ -24,9 +24,6 @@ from segserve_client.protocol.params import Void as Void
 from segserve_client.protocol.params import default_layout
 
 from service.errors import InvalidParameterError
-
-DEFAULT_MAX_CROP_PIXELS: Final = 4096 * 4096
-DEFAULT_MAX_BATCH_SIZE: Final = 256
 
 
 def _require_int(name: str, value: object, low: int, high: int | None = None) -> None:
@@ -227,7 +224,7 @@ def check_seed(seed: object) -> None:
     _require_int("seed", seed, 0, SEED_LIMIT - 1)
 
 
-def validate_crop(crop: CropSpec, max_crop_pixels: int = DEFAULT_MAX_CROP_PIXELS) -> CropSpec:
+def validate_crop(crop: CropSpec, max_crop_pixels: int) -> CropSpec:
     """Check the deployment's limit on ``height * width``; returns ``crop``."""
     pixels = crop.height * crop.width
     if pixels > max_crop_pixels:
@@ -240,12 +237,17 @@ def validate_crop(crop: CropSpec, max_crop_pixels: int = DEFAULT_MAX_CROP_PIXELS
     return crop
 
 
-def validate_batch(
-    spec: BatchSpec,
-    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
-    max_crop_pixels: int = DEFAULT_MAX_CROP_PIXELS,
-) -> BatchSpec:
+def check_batch_size(batch_size: int, max_batch_size: int) -> int:
+    """Raise unless ``1 <= batch_size <= max_batch_size`` (worded as its OpenAPI range is)."""
+    if not 1 <= batch_size <= max_batch_size:
+        raise InvalidParameterError(
+            "batch_size", f"must be an integer between 1 and {max_batch_size}, got {batch_size}"
+        )
+    return batch_size
+
+
+def validate_batch(spec: BatchSpec, max_batch_size: int, max_crop_pixels: int) -> BatchSpec:
     """Check the deployment's limits on the batch size and the crop size; returns ``spec``."""
-    _require_int("batch_size", spec.batch_size, 1, max_batch_size)
+    check_batch_size(spec.batch_size, max_batch_size)
     validate_crop(spec.crop, max_crop_pixels)
     return spec

@@ -19,7 +19,7 @@ from app.bodies import (
     ok_response,
     safetensors_response,
 )
-from app.deps import DatasetDep, ServicesDep, SplitDep, WorkSlotDep
+from app.deps import DatasetDep, ServicesDep, SplitDep
 from app.metrics import Metrics
 from app.problems import problem_responses
 from app.queries import MAX_SEED, BatchSpecDep, EpochQuery, TransportDep
@@ -93,7 +93,6 @@ async def epoch_stream(
     spec: BatchSpecDep,
     transport: TransportDep,
     epoch: EpochNumber,
-    _slot: WorkSlotDep,
     start: Annotated[int, Query(ge=0, description="First batch number.")] = 0,
     stop: Annotated[
         int | None, Query(ge=0, description="Batch number to stop before; default: the end.")
@@ -102,14 +101,20 @@ async def epoch_stream(
     format: Annotated[Literal["safetensors"], _FORMAT] = "safetensors",
 ) -> Response:
     """Batches `start`, `start + step`, ... before `stop` of the epoch, as frames: an 8-byte
-    little-endian length, then one batch in safetensors. Sent as they are built."""
+    little-endian length, then one batch in safetensors. Sent as they are built.
+
+    When the server shuts down (SIGTERM) the stream ends after a whole frame
+    without the chunked body's last chunk, so the client sees an incomplete
+    response and resumes from the next batch elsewhere."""
     spec = dataclasses.replace(spec, epoch=epoch)
     usable = len(usable_indices(split, spec.crop))
     selected = range(num_batches(usable, spec.batch_size, spec.drop_last))[start:stop:step]
     headers = {"X-Batch-Count": str(len(selected))}
+    await services.slots.acquire()  # admitted like one batch; the response owns this slot
     return FrameStreamResponse(
         batch_builder(split, spec, transport, services.metrics),
         selected,
+        slots=services.slots,
         prefetch=services.settings.stream_prefetch,
         metrics=services.metrics,
         headers=headers,

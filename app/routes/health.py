@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from app.deps import MetricsDep, ServicesDep
 from app.metrics import MEDIA_TYPE
 from app.models import Status
-from app.problems import problem_responses
+from app.problems import DrainingError, problem_responses
 
 router = APIRouter(prefix="", tags=["operations"])
 
@@ -20,7 +20,10 @@ async def healthz() -> Status:
 
 @router.get("/readyz", summary="Readiness", responses=problem_responses(503))
 async def readyz(services: ServicesDep) -> Status:
-    """200 once the dataset is loaded; a 503 problem saying why while loading or after a failure."""
+    """200 once the dataset is loaded; a 503 problem saying why while loading (the phase, with
+    done / total), after a failure, or while the server shuts down."""
+    if services.slots.draining:
+        raise DrainingError("the server is shutting down")
     services.loader.dataset()
     return Status(status="ready")
 

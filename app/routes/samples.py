@@ -69,11 +69,11 @@ _IMAGE_TYPES: Final = {"jpeg": JPEG, "npy": NPY, "png": PNG}
 @router.get("/{split}", summary="A split", responses=_ERRORS)
 def split_info(
     split: SplitDep,
+    batch_size: BatchSize,
     height: Side = None,
     width: Side = None,
     small: SmallQuery = "drop",
     crop_mode: CropModeQuery = "random",
-    batch_size: BatchSize = 64,
     drop_last: DropLastQuery = True,
 ) -> SplitInfo:
     """Size; samples usable for a `height` x `width` crop (or canvas, under

@@ -250,17 +250,40 @@ def test_failed_load_says_why(make_app: MakeApp, tmp_path_factory: pytest.TempPa
 
 
 def test_overload_is_503_with_retry_after(make_app: MakeApp) -> None:
-    app = make_app(max_concurrency=1)
+    app = make_app(max_concurrency=1, queue_limit=0)
+    slots = app.state.services.slots
     with TestClient(app) as test_client:
         wait_ready(app)
-        with app.state.services.slots.hold():  # one heavy request in flight
-            busy = test_client.get(f"{BATCH}?{OK}&batch_size=4")
-            light = test_client.get("/v1/splits/train")
+        portal = test_client.portal
+        assert portal is not None
+        portal.call(slots.acquire)  # one heavy request in flight, none may wait
+        busy = test_client.get(f"{BATCH}?{OK}&batch_size=4")
+        light = test_client.get("/v1/splits/train")
+        portal.call(slots.release)
         again = test_client.get(f"{BATCH}?{OK}&batch_size=4")
     assert busy.status_code == 503
     assert busy.headers["retry-after"] == "1"
+    assert busy.headers["content-type"] == "application/problem+json"
+    assert "1 heavy requests are running and 0 waiting" in busy.json()["detail"]
     assert light.status_code == 200
     assert again.status_code == 200
+
+
+def test_draining_server_refuses_heavy_work_and_is_not_ready(make_app: MakeApp) -> None:
+    app = make_app()
+    with TestClient(app) as test_client:
+        wait_ready(app)
+        assert test_client.get("/readyz").status_code == 200
+        app.state.services.slots.drain()
+        ready = test_client.get("/readyz")
+        heavy = test_client.get(f"{BATCH}?{OK}&batch_size=4")
+        light = test_client.get("/v1/splits/train")
+    for response in (ready, heavy):
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert response.headers["connection"] == "close"
+        assert response.json()["code"] == "draining"
+    assert light.status_code == 200
 
 
 def test_unexpected_error_is_500_without_internals(make_app: MakeApp) -> None:
@@ -276,3 +299,23 @@ def test_unexpected_error_is_500_without_internals(make_app: MakeApp) -> None:
     assert response.headers["content-type"] == "application/problem+json"
     assert "secret" not in response.text
     assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize("limit", [8, 300])  # below and above the default (drop_last=false:
+# the test split has fewer samples)
+def test_the_batch_size_limit_is_the_setting(make_app: MakeApp, limit: int) -> None:
+    app = make_app(max_batch_size=limit, max_crop_pixels=64 * 64)
+    with TestClient(app) as test_client:
+        wait_ready(app)
+        query = f"{BATCH}?height=4&width=4&small=pad&drop_last=false&batch_size="
+        largest = test_client.get(f"{query}{limit}")
+        beyond = test_client.get(f"{query}{limit + 1}")
+        schema = test_client.get("/openapi.json").json()
+    assert largest.status_code == 200, largest.text
+    assert beyond.status_code == 422
+    assert beyond.json()["detail"] == (
+        f"batch_size: must be an integer between 1 and {limit}, got {limit + 1}"
+    )
+    parameters = schema["paths"]["/v1/splits/{split}/batches/{batch}"]["get"]["parameters"]
+    (batch_size,) = [p for p in parameters if p["name"] == "batch_size"]
+    assert batch_size["schema"]["maximum"] == limit

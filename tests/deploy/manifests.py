@@ -22,10 +22,19 @@ def kustomization() -> Manifest:
     return _load_one(K8S / "kustomization.yaml")
 
 
+def base_files() -> list[Path]:
+    """The manifests the kustomization applies."""
+    return [K8S / name for name in kustomization()["resources"]]
+
+
+def optional_files() -> list[Path]:
+    """The optional manifests (applied by hand, some replacing a base object)."""
+    return sorted((K8S / "optional").glob("*.yaml"))
+
+
 def manifest_files() -> list[Path]:
     """Every manifest: the kustomization's resources, then the optional ones."""
-    listed = [K8S / name for name in kustomization()["resources"]]
-    return listed + sorted((K8S / "optional").glob("*.yaml"))
+    return base_files() + optional_files()
 
 
 @cache
@@ -40,11 +49,11 @@ def _load_one(path: Path) -> Manifest:
     return doc
 
 
-def resource(kind: str, name: str | None = None) -> Manifest:
-    """The one manifest of ``kind`` (and ``name``) among all the files."""
+def resource(kind: str, name: str | None = None, *, optional: bool = False) -> Manifest:
+    """The one manifest of ``kind`` (and ``name``) in the base, or in optional/."""
     found = [
         doc
-        for path in manifest_files()
+        for path in (optional_files() if optional else base_files())
         for doc in documents(path)
         if doc["kind"] == kind and (name is None or doc["metadata"]["name"] == name)
     ]

@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from app.main import create_app_with_config
+from app.metrics import Metrics
 from service.config import Settings
 from tests.deploy.manifests import (
     ROOT,
@@ -199,11 +200,28 @@ def test_labels_and_selectors_match() -> None:
     for name in ("segserve", "segserve-pods"):
         assert resource("Service", name)["spec"]["selector"] == SELECTOR
     assert resource("PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == SELECTOR
-    assert resource("NetworkPolicy")["spec"]["podSelector"]["matchLabels"] == SELECTOR
+    assert (
+        resource("NetworkPolicy", optional=True)["spec"]["podSelector"]["matchLabels"] == SELECTOR
+    )
     (spread,) = pod_spec()["topologySpreadConstraints"]
     assert spread["labelSelector"]["matchLabels"] == SELECTOR
-    target = resource("HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]
-    assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
+    for hpa in (
+        resource("HorizontalPodAutoscaler"),
+        resource("HorizontalPodAutoscaler", optional=True),
+    ):
+        target = hpa["spec"]["scaleTargetRef"]
+        assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
+        assert hpa["metadata"]["labels"] == SELECTOR
+
+
+def test_queue_depth_autoscaler_replaces_the_cpu_one_and_names_a_real_metric() -> None:
+    base = resource("HorizontalPodAutoscaler")
+    queue = resource("HorizontalPodAutoscaler", optional=True)
+    assert queue["metadata"]["name"] == base["metadata"]["name"]  # applying it replaces it
+    (pods,) = [m["pods"] for m in queue["spec"]["metrics"] if m["type"] == "Pods"]
+    name = pods["metric"]["name"]
+    exposition = Metrics().exposition().decode()
+    assert re.search(rf"^# TYPE {name} gauge$", exposition, re.MULTILINE), name
 
 
 def test_headless_service_lists_ready_pods_only() -> None:

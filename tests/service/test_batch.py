@@ -270,14 +270,14 @@ def test_batch_spec_rejects(kwargs: dict[str, Any], parameter: str) -> None:
 @pytest.mark.parametrize(
     ("spec", "parameter", "match"),
     [
-        (BatchSpec(CropSpec(4, 4), batch_size=300), "batch_size", "<= 256"),
+        (BatchSpec(CropSpec(4, 4), batch_size=300), "batch_size", "between 1 and 256, got 300"),
         (BatchSpec(CropSpec(5000, 4000)), "height", "at most 16777216"),
         (BatchSpec(CropSpec(10, 2_000_000)), "width", "at most 16777216"),
     ],
 )
 def test_limits(spec: BatchSpec, parameter: str, match: str) -> None:
     with pytest.raises(InvalidParameterError, match=match) as info:
-        validate_batch(spec)
+        validate_batch(spec, max_batch_size=256, max_crop_pixels=4096 * 4096)
     assert info.value.parameter == parameter
     assert validate_batch(spec, max_batch_size=1000, max_crop_pixels=10**9) is spec
 
