@@ -14,7 +14,7 @@ HOST ?= 127.0.0.1
 K8S_MANIFESTS = $(filter-out %/kustomization.yaml,$(wildcard deploy/k8s/*.yaml deploy/k8s/optional/*.yaml))
 PORT ?= 8000
 
-.PHONY: help venv torch chromium serve test lint typecheck pytest browser-test format lock bench bench-small bench-trainers container-test clean
+.PHONY: help venv torch chromium serve test lint typecheck pytest browser-test format lock bench bench-link bench-small bench-trainers container-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -93,11 +93,17 @@ container-lint:  ## docker-compose.yml syntax check (skipped when docker-compose
 
 # Both install Debian's nginx-light first when nginx is missing (root, apt-get), for
 # the phase through nginx; without it that phase reports nginx as not measured.
-bench: venv  ## the benchmark against the chapter's pipeline (~5 min): bench/results.md, bench/results.png
+# The link phase runs the servers in a network namespace shaped with tc (root, iproute2);
+# elsewhere it measures loopback only and says why. PyTorch (make torch) for WebDataset.
+bench: venv torch  ## the benchmark against the chapter's pipeline and WebDataset (~20 min): bench/results.md, bench/results.png
 	@sh bench/install-nginx.sh
 	$(VENV)/bin/python -m bench --preset full --out bench
 
-bench-small: venv  ## a one-minute smoke run of the benchmark, written to bench/out/small
+bench-link: venv torch  ## only the link phase (emulated 1 and 10 Gbit/s links), merged into bench/results.*
+	@sh bench/install-nginx.sh
+	$(VENV)/bin/python -m bench --preset full --phases link --out bench
+
+bench-small: venv torch  ## a two-minute smoke run of the benchmark, written to bench/out/small
 	@sh bench/install-nginx.sh
 	$(VENV)/bin/python -m bench --preset small --out bench/out/small --work-dir bench/out/small/work
 

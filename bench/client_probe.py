@@ -9,13 +9,20 @@ Commands:
 ``epoch`` (url, mode, epoch, batch_size, height, width)
     ``url``: one server URL, or several separated by commas (the client
     spreads its requests over them). One epoch of the train split, and when
-    each batch was in hand. Modes:
+    each batch was in hand (``max_batches``, optional: stop after that many). Modes:
     ``uint8`` (``BatchLoader``: uint8 NHWC numpy arrays), ``stream`` (the
     epoch stream endpoint, uint8), ``gluon-uint8`` and ``gluon-float32``
     (``segserve_client.gluon``'s iterable: float32 NCHW ``mx.nd.NDArray``, normalised
     by the client or by the server).
+    ``encoding`` (optional, default ``raw``): the transport encoding asked for.
 ``batch_bytes`` (the same fields)
     the size on the wire of one batch of that mode.
+``body_bytes`` (the same fields)
+    the size of batch 0's HTTP body as the server sends it (encoded or not).
+``encodings`` (url, encodings, batch_size, height, width)
+    ``raw`` and those of ``encodings`` the server applies (its metadata says
+    so) and this client decodes into the arrays ``raw`` gives (same shapes
+    and dtypes).
 ``latency`` (url, start, count, batch_size, height, width)
     ``count`` batches fetched one after another (no prefetch), each timed.
 ``open_dataset`` (root, cache_dir, repeats)
@@ -26,6 +33,8 @@ Commands:
 
 from __future__ import annotations
 
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +46,7 @@ from segserve_client.protocol import wire
 from bench.protocol import Message, now, serve, stamps_since
 
 SPLIT = "train"
+RAW = "raw"
 MODES = ("uint8", "stream", "gluon-uint8", "gluon-float32")
 
 
@@ -48,17 +58,17 @@ def _request(command: Message) -> BatchRequest:
 class Trainer:
     """A trainer's side of one delivery mode: a client, and for Gluon its ``VOCBatches``."""
 
-    def __init__(self, url: str, mode: str, request: BatchRequest) -> None:
+    def __init__(self, url: str, mode: str, request: BatchRequest, encoding: str = RAW) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
         self.mode = mode
-        self.request = request
+        self.request = _encoded(request, encoding)
         self.client = SegClient(url)
         self.gluon: VOCBatches | None = None
         if mode.startswith("gluon-"):
             dtype = "float32" if mode == "gluon-float32" else "uint8"
             # the chapter's labels: border pixels 0, as load_data_voc asks for them
-            gluon = request.replace(void="background", dtype=dtype)
+            gluon = self.request.replace(void="background", dtype=dtype)
             self.gluon = VOCBatches(self.client, SPLIT, gluon)
             self.request = gluon
 
@@ -85,13 +95,15 @@ class ClientProbe:
     """The commands of this process, over the trainers it has started."""
 
     def __init__(self) -> None:
-        self.trainers: dict[tuple[str, str], Trainer] = {}
+        self.trainers: dict[tuple[str, str, str], Trainer] = {}
 
     def trainer(self, command: Message) -> Trainer:
         """The trainer for the command's url and mode, started on first use."""
-        key = (str(command["url"]), str(command["mode"]))
+        url, mode = str(command["url"]), str(command["mode"])
+        encoding = str(command.get("encoding", RAW))
+        key = (url, mode, encoding)
         if key not in self.trainers:
-            self.trainers[key] = Trainer(*key, _request(command))
+            self.trainers[key] = Trainer(url, mode, _request(command), encoding)
         return self.trainers[key]
 
     def epoch(self, command: Message) -> Message:
@@ -100,9 +112,12 @@ class ClientProbe:
         stamps: list[float] = []
         samples = 0
         started = now()
+        limit = int(command.get("max_batches", 0))
         for features in trainer.epoch(int(command["epoch"])):
             stamps.append(now())
             samples += int(features.shape[0])
+            if limit and len(stamps) >= limit:
+                break
         return {"samples": samples, "stamps": stamps_since(started, stamps)}
 
     def batch_bytes(self, command: Message) -> Message:
@@ -112,12 +127,46 @@ class ClientProbe:
         nbytes = wire.encode(batch.tensors, batch.metadata).nbytes
         return {"bytes": nbytes + (8 if trainer.mode == "stream" else 0)}
 
+    def body_bytes(self, command: Message) -> Message:
+        """Bytes of batch 0's body as the server sends it for the mode (and encoding)."""
+        trainer = self.trainer(command)
+        url = str(command["url"]).split(",")[0]
+        query = urllib.parse.urlencode(trainer.request.query("batch"))
+        with urllib.request.urlopen(f"{url}/v1/splits/{SPLIT}/batches/0?{query}") as answer:
+            return {"bytes": len(answer.read())}
+
     def close(self, _command: Message) -> Message:
         """Close every trainer's connections."""
         for trainer in self.trainers.values():
             trainer.client.close()
         self.trainers.clear()
         return {}
+
+
+def _encoded(request: BatchRequest, encoding: str) -> BatchRequest:
+    """``request`` asking for ``encoding`` (raw: as it is, so that older clients run it)."""
+    return request if encoding == RAW else request.replace(encoding=encoding)
+
+
+def encodings(command: Message) -> Message:
+    """``raw`` and the other encodings both sides support, tried on batch 0."""
+    request = _request(command)
+    supported = [RAW]  # the default, never sent (older servers refuse unknown parameters)
+    with SegClient(command["url"]) as client:
+        raw = client.batch(SPLIT, 0, request)
+        for encoding in [e for e in command["encodings"] if e != RAW]:
+            try:
+                batch = client.batch(SPLIT, 0, _encoded(request, encoding))
+            except Exception:  # an older server or client: not supported
+                continue
+            same = all(
+                batch.tensors[name].shape == raw.tensors[name].shape
+                and batch.tensors[name].dtype == raw.tensors[name].dtype
+                for name in raw.tensors
+            )
+            if same and batch.metadata.get("encoding", RAW) == encoding:
+                supported.append(encoding)
+    return {"encodings": supported}
 
 
 def latency(command: Message) -> Message:
@@ -163,6 +212,8 @@ def main() -> None:
     handlers = {
         "epoch": probe.epoch,
         "batch_bytes": probe.batch_bytes,
+        "body_bytes": probe.body_bytes,
+        "encodings": encodings,
         "close": probe.close,
         "latency": latency,
         "open_dataset": open_dataset,

@@ -11,6 +11,7 @@ cache, in memory once however many workers read them.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,3 +130,17 @@ def tree_memory(pid: int, cache_dir: Path) -> list[ProcessMemory]:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and every process below it,
+    including the children they have already waited for; 0 when ``pid`` is gone."""
+    ticks = 0
+    for member in descendants(pid):
+        try:
+            text = Path(f"/proc/{member}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        fields = text.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")

@@ -21,9 +21,12 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 
+from bench.netns import LOOPBACK, Link
 from bench.presets import Preset
 from bench.protocol import Probe, stop_process
 from bench.results import NginxRun
@@ -62,56 +65,97 @@ def _substitute(text: str, pattern: str, replacement: str, what: str) -> str:
 
 
 def render_config(
-    template: str, upstreams: list[str], port: int, prefix: Path, build: str = ""
+    template: str, upstreams: list[str], listen: str, prefix: Path, build: str = ""
 ) -> str:
-    """The deployed configuration ``template``, run from ``prefix`` on 127.0.0.1:``port``,
-    with ``upstreams`` (``host:port``) as its replicas and no access log."""
+    """The deployed configuration ``template``, run from ``prefix`` on ``listen``
+    (``host:port``), with ``upstreams`` (``host:port``) as its replicas and no access log."""
     servers = "\n".join(f"server {address} max_fails=0;" for address in upstreams)
     text = _substitute(template, r"server\s+segserve:8000\s+max_fails=0;", servers, "upstream")
-    text = _substitute(text, r"listen\s+80;", f"listen 127.0.0.1:{port};", "listen")
+    text = _substitute(text, r"listen\s+80;", f"listen {listen};", "listen")
     text = _substitute(text, r"pid\s+\S+;", f"pid {prefix / 'nginx.pid'};", "pid")
     text = _substitute(
         text, r"error_log\s+\S+(\s+\w+)?;", f"error_log {prefix / 'error.log'} warn;", "error_log"
     )
     text = _substitute(text, r"access_log\s+\S+;", "access_log off;", "access_log")
-    # Temp folders of the modules compiled in (their defaults are outside the prefix).
-    temps = [
+    return _substitute(
+        text, r"http\s*\{", "http {\n    " + "\n    ".join(temp_paths(prefix, build)), "http {"
+    )
+
+
+def temp_paths(prefix: Path, build: str) -> list[str]:
+    """The temp folder directives of the modules compiled in (their defaults lie outside
+    the prefix)."""
+    return [
         f"{name}_temp_path {prefix / 'temp' / name};"
         for name in _TEMP_PATHS
         if name == "client_body" or f"--without-http_{name}_module" not in build
     ]
-    return _substitute(text, r"http\s*\{", "http {\n    " + "\n    ".join(temps), "http {")
+
+
+def static_config(folder: Path, listen: str, prefix: Path, build: str) -> str:
+    """nginx serving the files of ``folder`` on ``listen``, as a static file server is set
+    up for WebDataset shards: sendfile, keep-alive, no access log, ``/readyz`` for the poll."""
+    temps = "\n    ".join(temp_paths(prefix, build))
+    return f"""worker_processes 1;
+pid {prefix / "nginx.pid"};
+error_log {prefix / "error.log"} warn;
+events {{ worker_connections 256; }}
+http {{
+    {temps}
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 75s;
+    types {{ application/x-tar tar; }}
+    server {{
+        listen {listen};
+        root {folder.resolve()};
+        location = /readyz {{ return 200 "ok"; }}
+    }}
+}}
+"""
+
+
+Render = Callable[[str, Path, str], str]
+"""Gives an nginx configuration for (listen address ``host:port``, prefix, ``nginx -V``)."""
 
 
 class Nginx:
-    """``nginx -g 'daemon off;'`` in the foreground on a configuration rendered by
-    :func:`render_config` into ``prefix``; ``url`` is where it listens."""
+    """``nginx -g 'daemon off;'`` in the foreground on the configuration ``render`` gives,
+    written into ``prefix``; ``url`` is where it listens (where ``link`` says)."""
 
     def __init__(
-        self, binary: str, template: str, upstreams: list[str], prefix: Path, log: Path
+        self, binary: str, render: Render, prefix: Path, log: Path, link: Link = LOOPBACK
     ) -> None:
         prefix = prefix.resolve()  # nginx takes relative paths as relative to the prefix
         shutil.rmtree(prefix, ignore_errors=True)
         for name in _TEMP_PATHS:
             (prefix / "temp" / name).mkdir(parents=True)
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.host = link.host
+        self.url = f"http://{self.host}:{self.port}"
         self.log = log
         self.config = prefix / "nginx.conf"
         build = nginx_build(binary)
-        self.config.write_text(render_config(template, upstreams, self.port, prefix, build))
+        self.config.write_text(render(f"{self.host}:{self.port}", prefix, build))
         command = [binary, "-p", f"{prefix}/", "-c", str(self.config)]
         command += ["-e", str(prefix / "error.log"), "-g", "daemon off;"]
         self._log_file = log.open("ab")
         checked = subprocess.run(
-            [*command, "-t"], stdout=self._log_file, stderr=subprocess.STDOUT, check=False
+            link.command([*command, "-t"]),
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            check=False,
         )
         if checked.returncode != 0:
             self._log_file.close()
             raise BenchError(f"nginx -t rejected {self.config}; see {log}")
         self._started = time.perf_counter()
         self.process = subprocess.Popen(
-            command, stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True
+            link.command(command),
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def wait_ready(self, timeout: float) -> None:
@@ -120,7 +164,7 @@ class Nginx:
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
                 raise BenchError(f"nginx exited with {self.process.returncode}; see {self.log}")
-            if is_ready(self.port):
+            if is_ready(self.port, self.host):
                 return
             time.sleep(0.05)
         raise BenchError(f"no /readyz 200 through nginx after {timeout:.0f} s; see {self.log}")
@@ -165,7 +209,8 @@ def measure_nginx(
             upstreams = [f"127.0.0.1:{r.port}" for r in replicas[:count]]
             prefix = space.root / "nginx" / f"{count}r"
             log = space.log(f"nginx-{count}r")
-            proxies.append(stack.enter_context(Nginx(binary, template, upstreams, prefix, log)))
+            render = partial(render_config, template, upstreams)
+            proxies.append(stack.enter_context(Nginx(binary, render, prefix, log)))
         for proxy in proxies:
             proxy.wait_ready(NGINX_READY_TIMEOUT)
         direct = [r.url for r in replicas]

@@ -16,6 +16,10 @@ class Preset:
     ``scaleout_*``: replica counts and client modes of :mod:`bench.scaleout`.
     ``growth_*``: the base dataset of the growth check (``growth_factor`` times
     it is the large one) and how many batches each size is timed on.
+    ``link_*``: the link phase (:mod:`bench.link`): its natural-photograph data
+    set, the emulated link rates (bits/s), rounds, batches per epoch (0: the
+    whole epoch), segserve's delivery modes, WebDataset's DataLoader workers
+    and whether the chapter's pipeline runs alongside.
     ``trainer_*``: the many-trainers phase (:mod:`bench.trainers`): how many
     trainer processes, on how many replicas, each for how long.
     """
@@ -37,6 +41,14 @@ class Preset:
     chapter_workers: tuple[int, ...] = (0, 2)
     server_workers: tuple[int, ...] = (1, 2)
     nginx_modes: tuple[str, ...] = ("uint8", "gluon-uint8")
+    link_train: int = 1464
+    link_val: int = 1449
+    link_rates: tuple[int, ...] = (10**9, 10**10)
+    link_rounds: int = 3
+    link_batches: int = 12
+    link_modes: tuple[str, ...] = ("gluon-uint8", "uint8")
+    link_wds_workers: tuple[int, ...] = (0, 2)
+    link_chapter: bool = True
     scaleout_replicas: tuple[int, ...] = (1, 2, 4)
     scaleout_modes: tuple[str, ...] = ("uint8",)
     trainer_counts: tuple[int, ...] = (1, 4, 16)
@@ -76,6 +88,14 @@ PRESETS: Final[dict[str, Preset]] = {
         growth_val=8,
         growth_factor=2,
         growth_batches=4,
+        link_train=128,
+        link_val=8,
+        link_rates=(10**9,),
+        link_rounds=1,
+        link_batches=2,
+        link_modes=("gluon-uint8",),
+        link_wds_workers=(2,),
+        link_chapter=False,
         trainer_counts=(1, 4),
         trainer_replicas=(1,),
         trainer_seconds=3.0,

@@ -46,6 +46,7 @@ class Probe:
             text=True,
             start_new_session=True,
         )
+        self.pid = self._process.pid
         try:
             self.hello = self._receive()
         except ProbeError:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.linkreport import link_section
 from bench.memory import ProcessMemory
 from bench.results import Results
 from bench.stats import Series, median, percentile
@@ -300,7 +301,7 @@ def write_report(
     their own), placed after the core ones.
     """
     lines = header(results) + targets_section(results) + throughput_section(results)
-    lines += nginx_section(results)
+    lines += nginx_section(results) + link_section(results.link)
     lines += startup_section(results) + memory_section(results) + growth_section(results)
     lines += [line for section in sections for line in section]
     lines += ["", f"![samples/s per configuration]({plot_name})", ""]

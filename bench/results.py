@@ -81,6 +81,70 @@ class NginxRun:
 
 
 @dataclass
+class LinkSeries:
+    """One pipeline on one link: its epochs and, per epoch, what it cost.
+
+    ``pipeline``: ``segserve``, ``webdataset`` or ``chapter``; ``mode``: the
+    client probe's delivery mode (segserve) or empty; ``encoding``: segserve's
+    transport encoding; ``workers``: DataLoader workers (WebDataset, chapter).
+    Per epoch: CPU seconds of the serving side's processes (segserve or
+    nginx; 0 in process) and of the trainer's (the probe and its children),
+    and the bytes the trainer's end of the link received (0 on loopback).
+    ``body_bytes``: bytes per sample of the payload as sent (HTTP bodies or
+    shard files), measured apart from the epochs.
+    """
+
+    link: str
+    pipeline: str
+    mode: str
+    encoding: str
+    workers: int
+    epochs: list[Epoch] = field(default_factory=list)
+    server_cpu: list[float] = field(default_factory=list)
+    client_cpu: list[float] = field(default_factory=list)
+    wire_bytes: list[int] = field(default_factory=list)
+    body_bytes: float = 0.0
+
+    @property
+    def key(self) -> str:
+        """A short unique name, e.g. ``1gbit-segserve-gluon-uint8-jpeg``."""
+        parts = [self.link, self.pipeline, self.mode, self.encoding]
+        if self.pipeline != "segserve":
+            parts.append(f"{self.workers}w")
+        return "-".join(part for part in parts if part)
+
+
+@dataclass
+class LinkInfo:
+    """An emulated link: its name, shaped rate (bits/s, 0 when not shaped) and the
+    throughput of one TCP stream measured over it (bits/s)."""
+
+    name: str
+    rate_bits: int
+    tcp_bits: float
+
+
+@dataclass
+class LinkRun:
+    """The link phase: whether it ran (or why not), its links and series, and its conditions."""
+
+    status: str = "not run"
+    started: str = ""
+    wall_seconds: float = 0.0
+    load_before: list[float] = field(default_factory=list)
+    load_after: list[float] = field(default_factory=list)
+    dataset: str = ""
+    batches_per_epoch: int = 0
+    links: list[LinkInfo] = field(default_factory=list)
+    series: list[LinkSeries] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def find(self, key: str) -> LinkSeries | None:
+        """The series called ``key``, if measured."""
+        return next((s for s in self.series if s.key == key), None)
+
+
+@dataclass
 class ScaleSeries:
     """One route to ``replicas`` replicas in the scale-out phase, epoch by epoch.
 
@@ -150,6 +214,7 @@ class Results:
     startup: Startup = field(default_factory=Startup)
     growth: list[GrowthSize] = field(default_factory=list)
     nginx: NginxRun = field(default_factory=NginxRun)
+    link: LinkRun = field(default_factory=LinkRun)
     scaleout: ScaleoutRun = field(default_factory=ScaleoutRun)
     codecs: dict[str, Any] = field(default_factory=dict)  # see bench.codecs
     recipes: dict[str, Any] = field(default_factory=dict)  # bench.recipes.document
@@ -179,6 +244,7 @@ class Results:
             startup=Startup(**startup),
             growth=[GrowthSize(**g) for g in document["growth"]],
             nginx=_nginx(document.get("nginx")),
+            link=_link(document.get("link")),
             scaleout=_scaleout(document.get("scaleout")),
             codecs=dict(document.get("codecs") or {}),
             recipes=dict(document.get("recipes") or {}),
@@ -196,6 +262,19 @@ def _nginx(document: dict[str, Any] | None) -> NginxRun:
         return NginxRun()
     fields = dict(document)
     return NginxRun(series=[_series(s) for s in fields.pop("series")], **fields)
+
+
+def _link(document: dict[str, Any] | None) -> LinkRun:
+    if document is None:  # results written before the link phase existed
+        return LinkRun()
+    fields = dict(document)
+    series = []
+    for item in fields.pop("series"):
+        values = dict(item)
+        epochs = [Epoch(**epoch) for epoch in values.pop("epochs")]
+        series.append(LinkSeries(epochs=epochs, **values))
+    links = [LinkInfo(**link) for link in fields.pop("links")]
+    return LinkRun(series=series, links=links, **fields)
 
 
 def _scaleout(document: dict[str, Any] | None) -> ScaleoutRun:

@@ -10,13 +10,15 @@
 5. growth: time per batch on the base and the larger dataset (:mod:`bench.growth`);
 6. scale-out: 1, 2 and 4 replicas reached by the client directly and through
    nginx, with the per-core figure (:mod:`bench.scaleout`);
-7. recipes: the cost per batch of ``photometric`` and ``cat_max_ratio``
+7. link: segserve's encodings, WebDataset and the chapter on natural
+   photographs, over loopback and emulated 1 and 10 Gbit/s links (:mod:`bench.link`);
+8. recipes: the cost per batch of ``photometric`` and ``cat_max_ratio``
    against a plain batch (:mod:`bench.recipes`);
-8. many trainers: 1, 4 and 16 trainer processes on one server and on two
+9. many trainers: 1, 4 and 16 trainer processes on one server and on two
    replicas (:mod:`bench.trainers`);
-9. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
+10. ``results.json``, ``results.md`` and ``results.png`` in the output folder.
 
-Phases 1-5 are ``core``, 6 is ``scaleout``, 7 ``recipes``, 8 ``trainers``, and ``codecs``
+Phases 1-5 are ``core``, 6 ``scaleout``, 7 ``link``, 8 ``recipes``, 9 ``trainers``, and ``codecs``
 (:mod:`bench.codecs`: bytes per sample, encode and decode times of each
 transport encoding); each can run alone. A run of only some phases keeps the
 other phases' results from the ``results.json`` already in the output folder.
@@ -33,6 +35,7 @@ from pathlib import Path
 
 from bench.codecs import codecs_section, measure_codecs
 from bench.growth import measure_growth
+from bench.link import measure_link
 from bench.nginx import measure_nginx
 from bench.plot import write_plot
 from bench.presets import Preset
@@ -65,8 +68,11 @@ def environment(preset: Preset) -> Environment:
     )
 
 
+PHASES = ("core", "scaleout", "link", "codecs", "recipes", "trainers")
+
+
 def measure(preset: Preset, space: Workspace) -> Results:
-    """Every phase of the benchmark, on a fresh set of caches."""
+    """The core phases of the benchmark, on a fresh set of caches."""
     results = Results(environment(preset))
     root = space.dataset(preset.train, preset.val, preset.seed)
     space.clean_caches()
@@ -84,9 +90,6 @@ def measure(preset: Preset, space: Workspace) -> Results:
         results.growth = measure_growth(space, preset, client)
     space.clean_caches()
     return results
-
-
-PHASES = ("core", "scaleout", "codecs", "recipes", "trainers")
 
 
 def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES) -> Results:
@@ -109,6 +112,8 @@ def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES)
         results.recipes = measure_recipes(space, preset)
     if "trainers" in phases:
         results.trainers = measure_trainers_phase(space, preset)
+    if "link" in phases:
+        results.link = measure_link(space, preset)
     results.save(out / "results.json")
     render(results, out)
     say(f"done in {time.perf_counter() - started:.0f} s: {out / 'results.md'}")

@@ -25,10 +25,11 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from bench.memory import descendants
-from bench.nginx import CONFIG, NGINX_READY_TIMEOUT, NOT_INSTALLED, Nginx, find_nginx
+from bench.nginx import CONFIG, NGINX_READY_TIMEOUT, NOT_INSTALLED, Nginx, find_nginx, render_config
 from bench.presets import Preset
 from bench.protocol import Probe
 from bench.results import ScaleoutRun, ScaleSeries
@@ -90,7 +91,8 @@ def _configs(
             upstreams = [f"127.0.0.1:{r.port}" for r in chosen]
             prefix = space.root / "nginx" / f"scaleout-{count}r"
             log = space.log(f"scaleout-nginx-{count}r")
-            proxy = stack.enter_context(Nginx(binary, template, upstreams, prefix, log))
+            render = partial(render_config, template, upstreams)
+            proxy = stack.enter_context(Nginx(binary, render, prefix, log))
             proxy.wait_ready(NGINX_READY_TIMEOUT)
             routes.append(("nginx", [proxy.url], [proxy.process.pid]))
         for route, route_urls, proxy_pids in routes:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from bench.memory import ProcessMemory, tree_memory
+from bench.netns import LOOPBACK, Link
 from bench.protocol import stop_process
 
 _POLL_SECONDS = 0.02
@@ -35,25 +36,29 @@ def segserve_command() -> list[str]:
 
 
 class Server:
-    """``segserve serve --data-root ROOT --cache-dir CACHE --workers N`` on 127.0.0.1.
+    """``segserve serve --data-root ROOT --cache-dir CACHE --workers N`` on 127.0.0.1,
+    or where ``link`` says (an address in a namespace of the benchmark's own).
 
     ``ready_seconds`` is the time from starting the process to the first 200
     from ``/readyz``.
     """
 
-    def __init__(self, root: Path, cache_dir: Path, workers: int, log: Path) -> None:
+    def __init__(
+        self, root: Path, cache_dir: Path, workers: int, log: Path, link: Link = LOOPBACK
+    ) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.host = link.host
+        self.url = f"http://{self.host}:{self.port}"
         self.workers = workers
         self.cache_dir = cache_dir
         self.log = log
         arguments = ["serve", "--data-root", str(root), "--cache-dir", str(cache_dir)]
-        arguments += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
+        arguments += ["--host", self.host, "--port", str(self.port), "--workers", str(workers)]
         environment = {**os.environ, "SEGSERVE_CACHE_DIR": str(cache_dir)}
         self._log_file = log.open("ab")
         self._started = time.perf_counter()
         self.process = subprocess.Popen(
-            [*segserve_command(), *arguments],
+            link.command([*segserve_command(), *arguments]),
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             env=environment,
@@ -67,7 +72,7 @@ class Server:
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
                 raise ServerError(f"segserve exited with {self.process.returncode}; see {self.log}")
-            if is_ready(self.port):
+            if is_ready(self.port, self.host):
                 self.ready_seconds = time.perf_counter() - self._started
                 return self.ready_seconds
             time.sleep(_POLL_SECONDS)
@@ -89,9 +94,9 @@ class Server:
         self.stop()
 
 
-def is_ready(port: int) -> bool:
-    """Whether 127.0.0.1:``port`` answers ``/readyz`` with 200."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2.0)
+def is_ready(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether ``host``:``port`` answers ``/readyz`` with 200."""
+    connection = http.client.HTTPConnection(host, port, timeout=2.0)
     try:
         connection.request("GET", "/readyz")
         return connection.getresponse().status == 200
