@@ -115,7 +115,8 @@ async def image(
     ] = "jpeg",
     size: ThumbnailSize = None,
 ) -> Response:
-    """The stored JPEG as it is on disk, or the decoded RGB pixels as `.npy` or PNG."""
+    """The stored JPEG as it is on disk, or the decoded RGB pixels as `.npy` or PNG;
+    with `size`, a thumbnail scaled on the server."""
     pixels = split.image(index)
     etag = entity_tag(dataset.fingerprint, "image", split.name, index, format, size)
     if (cached := not_modified(request, etag)) is not None:

@@ -61,6 +61,8 @@ async function showSplits(splits) {
   if (page.stats === "yes") {
     for (const split of splits) {
       calls.push([`statistics of ${split.name}`, apiUrl(splitPath(split.name, "stats")), null]);
+      const picture = apiUrl(splitPath(split.name, "stats"), { format: "png" });
+      calls.push([`statistics picture of ${split.name}`, picture, `stats-${split.name}.png`]);
     }
   }
   showApiCalls(calls);

@@ -158,7 +158,7 @@ async function drawPage(state, classes, size) {
   controls.summary.textContent =
     `${total} image(s)${name}; ` +
     (shown.length ? `showing ${first + 1}–${first + shown.length}` : "none to show");
-  const thumbs = shown.map((item) => thumbnail(item));
+  const thumbs = shown.map((item) => thumbnail(item, classes));
   freePictures(controls.grid);
   controls.grid.replaceChildren(...thumbs.map((thumb) => thumb.link));
   controls.grid.dataset.page = number;
@@ -175,12 +175,14 @@ function thumbnailUrls(index) {
   };
 }
 
-function thumbnail({ index, id }) {
+function thumbnail({ index, id, classes: present }, classes) {
   const image = el("img", { class: "image", alt: `image ${index}` });
   const label = el("img", { class: "label", alt: `label ${index}` });
+  // With the server's list of samples, hovering a thumbnail names its classes.
+  const names = present ? present.map((entry) => classes[entry.index].name).join(", ") : null;
   const link = el(
     "a",
-    { class: "thumb", href: browseUrl(split, index), "data-index": index },
+    { class: "thumb", href: browseUrl(split, index), "data-index": index, title: names },
     el("span", { class: "pictures" }, image, label),
     el("span", { class: "caption", text: id ? `#${index} ${id}` : `#${index}` }),
   );

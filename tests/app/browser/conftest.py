@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from app.main import create_app_with_config
 from service.config import Settings
-from tests.app.conftest import READY_SECONDS, wait_ready
+from tests.app.conftest import READY_SECONDS, TestClient, wait_ready
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage, Page, Request
@@ -71,6 +71,15 @@ def serve(app: FastAPI) -> Iterator[LiveServer]:
         server.should_exit = True
         thread.join(READY_SECONDS)
         sock.close()
+
+
+@pytest.fixture(scope="module")
+def shared_client(voc_root: Path, cache_dir: Path) -> Iterator[TestClient]:
+    """One client of an app over the test dataset (no token) for a module's read-only tests."""
+    app = create_app_with_config(Settings(data_root=voc_root, cache_dir=cache_dir, api_token=None))
+    with TestClient(app) as client:
+        wait_ready(app)
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from playwright.sync_api import Request
 
 PER_PAGE = 24
-GALLERY_IMAGES = ".gallery img.image[data-ready]"
-GALLERY_LABELS = ".gallery img.label[data-ready]"
 PAGE_BUDGET = 500_000  # bytes of one gallery page's pictures
 
 pytestmark = pytest.mark.browser
@@ -34,14 +32,20 @@ def _clean(web: Watched) -> None:
     assert web.outside_requests() == [], "requests to another origin"
 
 
-def _wait_gallery(web: Watched, count: int) -> None:
+def _wait_gallery(web: Watched, count: int, first: int | None = None) -> None:
+    """Wait until the grid holds ``count`` thumbnails (the first of sample ``first``), all drawn.
+
+    The URL changes before the new page replaces the old one, so the wait names
+    the page it wants rather than counting pictures that may be the old page's.
+    """
     web.page.wait_for_function(
-        "([selector, n]) => document.querySelectorAll(selector).length === n",
-        arg=[GALLERY_LABELS, count],
-    )
-    web.page.wait_for_function(
-        "([selector, n]) => document.querySelectorAll(selector).length === n",
-        arg=[GALLERY_IMAGES, count],
+        """([n, first]) => {
+          const thumbs = [...document.querySelectorAll('.gallery .thumb')];
+          return thumbs.length === n
+            && (first === null || Number(thumbs[0].dataset.index) === first)
+            && thumbs.every((t) => t.querySelectorAll('img[data-ready]').length === 2);
+        }""",
+        arg=[count, first],
     )
 
 
@@ -68,7 +72,7 @@ def _picture(png: bytes) -> npt.NDArray[np.int16]:
 
 def test_gallery_shows_its_pictures(web: Watched, screenshots: Path) -> None:
     web.goto("/browse/train")
-    _wait_gallery(web, PER_PAGE)
+    _wait_gallery(web, PER_PAGE, 0)
     sizes = web.page.eval_on_selector_all(
         ".gallery img", "imgs => imgs.map(img => [img.naturalWidth, img.naturalHeight])"
     )
@@ -80,27 +84,28 @@ def test_gallery_shows_its_pictures(web: Watched, screenshots: Path) -> None:
     assert len(pictures) == 2 * PER_PAGE
     weight = sum(_body_size(request) for request in pictures)
     assert weight < PAGE_BUDGET, f"a gallery page costs {weight} bytes"
+    assert all("authorization" not in r.headers for r in web.requests)  # no token, none sent
     _clean(web)
 
 
 def test_gallery_pages_forward_and_back(web: Watched) -> None:
     web.goto("/browse/train")
-    _wait_gallery(web, PER_PAGE)
+    _wait_gallery(web, PER_PAGE, 0)
     web.page.click("#next-page")
     web.page.wait_for_url(re.compile(r"page=2"))
-    _wait_gallery(web, PER_PAGE)
+    _wait_gallery(web, PER_PAGE, PER_PAGE)
     assert _shown_indices(web) == list(range(PER_PAGE, 2 * PER_PAGE))
     web.page.click("#next-page")
-    _wait_gallery(web, DEMO_TRAIN - 2 * PER_PAGE)
+    _wait_gallery(web, DEMO_TRAIN - 2 * PER_PAGE, 2 * PER_PAGE)
     assert _shown_indices(web) == list(range(2 * PER_PAGE, DEMO_TRAIN))
     assert web.page.is_disabled("#next-page")
     web.page.go_back()
     web.page.wait_for_url(re.compile(r"page=2"))
-    _wait_gallery(web, PER_PAGE)
+    _wait_gallery(web, PER_PAGE, PER_PAGE)
     assert _shown_indices(web)[0] == PER_PAGE
     web.page.fill("#page-number", "1")
     web.page.press("#page-number", "Enter")
-    _wait_gallery(web, PER_PAGE)
+    _wait_gallery(web, PER_PAGE, 0)
     assert _shown_indices(web)[0] == 0
     assert web.page.is_disabled("#prev-page")
     _clean(web)
@@ -108,7 +113,7 @@ def test_gallery_pages_forward_and_back(web: Watched) -> None:
 
 def test_gallery_filters_by_class_present(web: Watched, screenshots: Path) -> None:
     web.goto("/browse/train")
-    _wait_gallery(web, PER_PAGE)
+    _wait_gallery(web, PER_PAGE, 0)
     if web.page.get_attribute("body", "data-presence") != "yes":
         pytest.skip("this server has no list of samples by class")
     chosen = 15  # person
@@ -124,13 +129,15 @@ def test_gallery_filters_by_class_present(web: Watched, screenshots: Path) -> No
     for index in shown:
         label = web.page.request.get(f"{web.origin}/v1/splits/train/samples/{index}/label").body()
         assert chosen in np.load(io.BytesIO(label)), f"sample {index} has no class {chosen}"
+    titles = web.page.eval_on_selector_all(".gallery .thumb", "links => links.map(a => a.title)")
+    assert all("person" in title for title in titles), titles
     web.page.screenshot(path=screenshots / "gallery-person.png")
     _clean(web)
 
 
 def test_gallery_opacity_slider_changes_the_overlay(web: Watched) -> None:
     web.goto("/browse/train")
-    _wait_gallery(web, PER_PAGE)
+    _wait_gallery(web, PER_PAGE, 0)
     first = web.page.locator(".gallery .thumb .pictures").first
     opacity = "() => getComputedStyle(document.querySelector('.gallery img.label')).opacity"
     web.page.fill("#opacity", "0")
@@ -146,7 +153,7 @@ def test_gallery_opacity_slider_changes_the_overlay(web: Watched) -> None:
 
 def test_a_click_opens_the_sample_page(web: Watched, screenshots: Path) -> None:
     web.goto("/browse/train")
-    _wait_gallery(web, PER_PAGE)
+    _wait_gallery(web, PER_PAGE, 0)
     web.page.click(".gallery .thumb[data-index='5']")
     web.page.wait_for_url(re.compile(r"/browse/train/5$"))
     for picture in ("#sample-image", "#sample-label", "#overlay-label", "#crop-image"):
@@ -242,7 +249,13 @@ def test_dataset_page_counts_usable_samples_per_crop(web: Watched, screenshots: 
     tall = web.page.request.get(f"{web.origin}/v1/splits/train?height=400&width=480").json()
     assert web.page.evaluate(usable) == str(tall["usable"])
     if web.page.get_attribute("body", "data-stats") == "yes":
-        web.page.wait_for_selector("#stats img[data-ready]")
+        web.page.wait_for_function(
+            "() => document.querySelectorAll('#stats img[data-ready]').length === 3"
+        )
+        calls = web.page.eval_on_selector_all(
+            "#api-calls input.url", "inputs => inputs.map(i => i.value)"
+        )
+        assert any(call.endswith("/v1/splits/val/stats?format=png") for call in calls)
     web.page.screenshot(path=screenshots / "dataset.png", full_page=True)
     _clean(web)
 
@@ -261,7 +274,7 @@ def test_the_token_is_asked_once_and_sent_as_a_header(
     assert "refused" in _text(web, "#token-message")
     web.page.fill("#token-input", TOKEN)
     web.page.click("#token-submit")
-    _wait_gallery(web, PER_PAGE)
+    _wait_gallery(web, PER_PAGE, 0)
     web.page.click(".gallery .thumb[data-index='2']")
     web.page.wait_for_selector("#crop-image[data-ready]")
     assert not dialog.is_visible(), "the token was asked for again"

@@ -37,8 +37,8 @@ def _parse(html: str) -> _Links:
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_pages_are_html_with_only_local_links(client: TestClient, path: str) -> None:
-    response = client.get(path)
+def test_pages_are_html_with_only_local_links(shared_client: TestClient, path: str) -> None:
+    response = shared_client.get(path)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     csp = response.headers["content-security-policy"]
@@ -51,8 +51,8 @@ def test_pages_are_html_with_only_local_links(client: TestClient, path: str) -> 
         assert not link.startswith("//")
 
 
-def test_page_data_names_the_page_and_the_sample(client: TestClient) -> None:
-    body = _parse(client.get("/browse/train/3").text).body
+def test_page_data_names_the_page_and_the_sample(shared_client: TestClient) -> None:
+    body = _parse(shared_client.get("/browse/train/3").text).body
     assert body["page"] == "sample"
     assert body["split"] == "train"
     assert body["index"] == "3"
@@ -75,29 +75,31 @@ def test_page_data_says_a_token_is_wanted_but_never_holds_it(make_app: MakeApp) 
         assert test_client.get("/v1/dataset").status_code == 401
 
 
-def test_split_names_are_escaped(client: TestClient) -> None:
-    response = client.get('/browse/"><script>x')
+def test_split_names_are_escaped(shared_client: TestClient) -> None:
+    response = shared_client.get('/browse/"><script>x')
     assert response.status_code == 200
     assert "<script>x" not in response.text
     assert _parse(response.text).body["split"] == '"><script>x'
 
 
 @pytest.mark.parametrize("path", ["/browse/train/-1", "/browse/train/one"])
-def test_a_bad_sample_index_is_422(client: TestClient, path: str) -> None:
-    response = client.get(path)
+def test_a_bad_sample_index_is_422(shared_client: TestClient, path: str) -> None:
+    response = shared_client.get(path)
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert "index" in response.json()["detail"]
 
 
 @pytest.mark.parametrize("asset", ASSETS)
-def test_assets_are_served_from_the_package(client: TestClient, asset: str) -> None:
-    response = client.get(f"{STATIC}/{asset}")
+def test_assets_are_served_from_the_package(shared_client: TestClient, asset: str) -> None:
+    response = shared_client.get(f"{STATIC}/{asset}")
     assert response.status_code == 200
     expected = "text/css" if asset.endswith(".css") else "javascript"
     assert expected in response.headers["content-type"]
     assert response.headers["etag"]
-    again = client.get(f"{STATIC}/{asset}", headers={"If-None-Match": response.headers["etag"]})
+    again = shared_client.get(
+        f"{STATIC}/{asset}", headers={"If-None-Match": response.headers["etag"]}
+    )
     assert again.status_code == 304
 
 
@@ -117,6 +119,6 @@ def test_no_asset_names_another_origin() -> None:
     assert checked >= len(ASSETS) + 4
 
 
-def test_pages_stay_out_of_the_openapi_document(client: TestClient) -> None:
-    paths = client.get("/openapi.json").json()["paths"]
+def test_pages_stay_out_of_the_openapi_document(shared_client: TestClient) -> None:
+    paths = shared_client.get("/openapi.json").json()["paths"]
     assert not [path for path in paths if path.startswith("/browse")]

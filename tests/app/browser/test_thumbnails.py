@@ -21,10 +21,10 @@ def _picture(body: bytes) -> Image.Image:
 
 
 @pytest.mark.parametrize("size", [MIN_THUMBNAIL, 20, 40])
-def test_image_thumbnail_is_a_jpeg_fitting_the_square(client: TestClient, size: int) -> None:
+def test_image_thumbnail_is_a_jpeg_fitting_the_square(shared_client: TestClient, size: int) -> None:
     for index in range(4):
-        info = client.get(f"{SAMPLE}/{index}").json()
-        response = client.get(f"{SAMPLE}/{index}/image", params={"size": size})
+        info = shared_client.get(f"{SAMPLE}/{index}").json()
+        response = shared_client.get(f"{SAMPLE}/{index}/image", params={"size": size})
         assert response.status_code == 200
         assert response.headers["content-type"] == "image/jpeg"
         picture = _picture(response.content)
@@ -37,9 +37,9 @@ def test_image_thumbnail_is_a_jpeg_fitting_the_square(client: TestClient, size: 
         )
 
 
-def test_label_thumbnail_is_a_palette_png_of_the_same_classes(client: TestClient) -> None:
-    full = np.load(io.BytesIO(client.get(f"{SAMPLE}/1/label").content))
-    response = client.get(f"{SAMPLE}/1/label", params={"format": "png", "size": 24})
+def test_label_thumbnail_is_a_palette_png_of_the_same_classes(shared_client: TestClient) -> None:
+    full = np.load(io.BytesIO(shared_client.get(f"{SAMPLE}/1/label").content))
+    response = shared_client.get(f"{SAMPLE}/1/label", params={"format": "png", "size": 24})
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/png"
     picture = _picture(response.content)
@@ -50,25 +50,31 @@ def test_label_thumbnail_is_a_palette_png_of_the_same_classes(client: TestClient
     assert values - {0, 255}, "the thumbnail lost the sample's object classes"
 
 
-def test_label_thumbnail_in_every_format_has_the_same_indices(client: TestClient) -> None:
+def test_label_thumbnail_in_every_format_has_the_same_indices(shared_client: TestClient) -> None:
     params = {"size": 20, "void": "background"}
-    npy = np.load(io.BytesIO(client.get(f"{SAMPLE}/2/label", params=params).content))
+    npy = np.load(io.BytesIO(shared_client.get(f"{SAMPLE}/2/label", params=params).content))
     png = np.asarray(
-        _picture(client.get(f"{SAMPLE}/2/label", params={**params, "format": "png"}).content)
+        _picture(shared_client.get(f"{SAMPLE}/2/label", params={**params, "format": "png"}).content)
     )
-    data = client.get(f"{SAMPLE}/2/label", params={**params, "format": "json"}).json()["data"]
+    data = shared_client.get(f"{SAMPLE}/2/label", params={**params, "format": "json"}).json()[
+        "data"
+    ]
     assert max(npy.shape) <= 20
     assert np.array_equal(npy, png)
     assert np.array_equal(npy, np.array(data, dtype=np.uint8))
     assert 255 not in npy
 
 
-def test_image_thumbnail_npy_and_png_agree(client: TestClient) -> None:
+def test_image_thumbnail_npy_and_png_agree(shared_client: TestClient) -> None:
     npy = np.load(
-        io.BytesIO(client.get(f"{SAMPLE}/0/image", params={"size": 30, "format": "npy"}).content)
+        io.BytesIO(
+            shared_client.get(f"{SAMPLE}/0/image", params={"size": 30, "format": "npy"}).content
+        )
     )
     png = np.asarray(
-        _picture(client.get(f"{SAMPLE}/0/image", params={"size": 30, "format": "png"}).content)
+        _picture(
+            shared_client.get(f"{SAMPLE}/0/image", params={"size": 30, "format": "png"}).content
+        )
     )
     assert npy.dtype == np.uint8
     assert npy.ndim == 3
@@ -99,8 +105,10 @@ def test_thumbnails_have_etags_304s_and_long_lifetimes(
     "size", ["0", str(MIN_THUMBNAIL - 1), str(MAX_THUMBNAIL + 1), "big", "1.5"]
 )
 @pytest.mark.parametrize("path", ["image", "label"])
-def test_bad_sizes_are_422_naming_size_and_range(client: TestClient, path: str, size: str) -> None:
-    response = client.get(f"{SAMPLE}/0/{path}", params={"size": size})
+def test_bad_sizes_are_422_naming_size_and_range(
+    shared_client: TestClient, path: str, size: str
+) -> None:
+    response = shared_client.get(f"{SAMPLE}/0/{path}", params={"size": size})
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     detail = response.json()["detail"]
