@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 from segserve_client import SegClient
 
-from tests.client.live import LiveServer, _wait_ready, free_port, tiny_voc
+from tests.client.live import LiveServer, free_port, run_server, tiny_voc
 
 DRAIN_SECONDS = 30  # the bound of every wait for a draining replica to exit
 # Frames of about 4 MiB (1 x 3 x 640 x 480 float32 + label): a few fill the socket
@@ -52,15 +51,8 @@ def serve(data_root: Path, cache_dir: Path) -> Iterator[LiveServer]:
     command += ["--host", "127.0.0.1", "--port", str(port)]
     cache_dir.mkdir(parents=True, exist_ok=True)
     log = cache_dir / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = LiveServer(f"http://127.0.0.1:{port}", process, log)
-    try:
-        _wait_ready(server, port)
+    with run_server(command, env, "127.0.0.1", port, log, graceful=False) as server:
         yield server
-    finally:
-        if process.poll() is None:
-            server.kill()
 
 
 @pytest.fixture

@@ -76,27 +76,48 @@ def start_server(
         env["SEGSERVE_API_TOKEN"] = token
     command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    log = cache_dir / "server.log"
+    with run_server(command, env, "127.0.0.1", port, cache_dir / "server.log") as server:
+        yield server
+
+
+@contextmanager
+def run_server(
+    command: list[str],
+    env: dict[str, str],
+    host: str,
+    port: int,
+    log: Path,
+    *,
+    graceful: bool = True,
+) -> Iterator[LiveServer]:
+    """Run ``command`` (a server on ``host:port``) logging to ``log``; yield it once ready.
+
+    At exit a server still running is stopped: SIGTERM with up to 15 s to exit
+    (then SIGKILL) when ``graceful``, else SIGKILL at once.
+    """
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = LiveServer(f"http://127.0.0.1:{port}", process, log)
+    server = LiveServer(f"http://{host}:{port}", process, log)
     try:
-        _wait_ready(server, port)
+        wait_ready(server, host, port)
         yield server
     finally:
         if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
+            if graceful:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+            else:
                 server.kill()
 
 
-def _wait_ready(server: LiveServer, port: int) -> None:
+def wait_ready(server: LiveServer, host: str, port: int) -> None:
     """Poll /readyz until 200, the process exits, or STARTUP_SECONDS pass."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
-        if _ready(port):
+        if _ready(host, port):
             return
         try:  # waits a little between polls, and notices a crashed server at once
             server.process.wait(timeout=0.05)
@@ -106,8 +127,8 @@ def _wait_ready(server: LiveServer, port: int) -> None:
     raise RuntimeError(f"segserve did not become ready:\n{server.log.read_text()[-3000:]}")
 
 
-def _ready(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+def _ready(host: str, port: int) -> bool:
+    conn = http.client.HTTPConnection(host, port, timeout=5)
     try:
         conn.request("GET", "/readyz")
         return conn.getresponse().status == 200

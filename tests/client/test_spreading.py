@@ -10,12 +10,9 @@ replicas in and lets gone ones leave.
 from __future__ import annotations
 
 import errno
-import http.client
 import os
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -25,7 +22,7 @@ from segserve_client import SegClient
 from segserve_client.batch import Batch
 from segserve_client.resolver import AddressReplica
 
-from tests.client.live import CROP, STARTUP_SECONDS, TRAIN_SIZE, TRAIN_SMALL, LiveServer
+from tests.client.live import CROP, TRAIN_SIZE, TRAIN_SMALL, LiveServer, run_server
 
 NAME = "segserve-pods.test"
 ADDRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
@@ -67,44 +64,8 @@ def replica(root: Path, cache: Path, address: str, port: int) -> Iterator[LiveSe
     command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory"]
     command += ["--host", address, "--port", str(port), "--log-level", "warning"]
     log = cache / f"server-{address}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = LiveServer(f"http://{address}:{port}", process, log)
-    try:
-        _wait_ready_at(server, address, port)
+    with run_server(command, env, address, port, log) as server:
         yield server
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-
-
-def _wait_ready_at(server: LiveServer, address: str, port: int) -> None:
-    """Poll ``/readyz`` on ``address:port`` until 200, the process exits, or time runs out."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if _ready(address, port):
-            return
-        try:  # waits a little between polls, and notices a crashed server at once
-            server.process.wait(timeout=0.05)
-        except subprocess.TimeoutExpired:
-            continue
-        break
-    raise RuntimeError(f"segserve did not become ready:\n{server.log.read_text()[-3000:]}")
-
-
-def _ready(address: str, port: int) -> bool:
-    conn = http.client.HTTPConnection(address, port, timeout=5)
-    try:
-        conn.request("GET", "/readyz")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
 
 
 Trio = tuple[int, list[LiveServer]]
