@@ -49,6 +49,13 @@ ENV PATH=/opt/venv/bin:$PATH \
     SEGSERVE_CACHE_DIR=/cache \
     SEGSERVE_DRAIN_SECONDS=25
 
+# The base image's standard library comes without bytecode (its build deletes
+# every .pyc), and PYTHONDONTWRITEBYTECODE and the unprivileged user keep Python
+# from writing any: each start compiled every standard module the server imports
+# again (about 0.6 s of CPU). Compiled once here; the venv is, in the builder.
+RUN python3 -m compileall -q -j 0 -x '/(idlelib|tkinter|turtledemo|lib2to3|ensurepip)/' \
+        "$(python3 -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')"
+
 RUN groupadd --system --gid 10001 segserve \
  && useradd --system --uid 10001 --gid segserve --no-create-home \
         --home-dir /cache --shell /usr/sbin/nologin segserve \
