@@ -1,4 +1,9 @@
-"""Dependencies: services, dataset, split, bearer token, known query parameters."""
+"""Dependencies: services, dataset, split, bearer token, known query parameters.
+
+All of them are ``async``: none blocks, and FastAPI runs a plain ``def``
+dependency in its thread pool, a hop to a worker thread (the first one also
+starts that pool) for every dependency of every request, ``/readyz`` included.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from service.dataset import Dataset, Split
 from service.errors import InvalidParameterError
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     """The :class:`Services` of the app serving this request."""
     return cast(Services, request.app.state.services)
 
@@ -25,7 +30,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings(services: ServicesDep) -> Settings:
+async def get_settings(services: ServicesDep) -> Settings:
     """The app's settings."""
     return services.settings
 
@@ -33,7 +38,7 @@ def get_settings(services: ServicesDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_metrics(services: ServicesDep) -> Metrics:
+async def get_metrics(services: ServicesDep) -> Metrics:
     """The app's metrics."""
     return services.metrics
 
@@ -41,7 +46,7 @@ def get_metrics(services: ServicesDep) -> Metrics:
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
-def get_dataset(services: ServicesDep) -> Dataset:
+async def get_dataset(services: ServicesDep) -> Dataset:
     """The dataset; 503 (``DatasetNotReadyError``) while it loads or when loading failed."""
     return services.loader.dataset()
 
@@ -58,7 +63,7 @@ SplitName = Annotated[
 ]
 
 
-def get_split(dataset: DatasetDep, split: SplitName) -> Split:
+async def get_split(dataset: DatasetDep, split: SplitName) -> Split:
     """The split named in the path; 404 (``NotFoundError``) when there is none by that name."""
     return dataset.split(split)
 
@@ -71,7 +76,7 @@ _bearer = HTTPBearer(
 )
 
 
-def require_token(
+async def require_token(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
@@ -85,7 +90,7 @@ def require_token(
         raise UnauthorizedError("authorization: wrong bearer token")
 
 
-def reject_unknown_query(request: Request) -> None:
+async def reject_unknown_query(request: Request) -> None:
     """422 for a query parameter the endpoint does not take (a typo would otherwise be ignored)."""
     unknown, known = unknown_query_parameters(request)
     if unknown:

@@ -18,7 +18,6 @@ from app.admission import WorkSlots
 from app.metrics import Metrics
 from service.config import Settings
 from service.dataset import Dataset, open_dataset
-from service.demo import ensure_demo
 from service.errors import DatasetNotReadyError, SegserveError
 from service.pool import available_cpus
 from service.progress import Progress
@@ -30,6 +29,8 @@ def data_root(settings: Settings, *, progress: Progress | bool = False) -> Path:
     """The configured data root, or the demo dataset (written into the cache dir if missing)."""
     if settings.data_root is not None:
         return settings.data_root
+    from service.demo import ensure_demo  # with what draws it, only when there is no data root
+
     return ensure_demo(
         settings.cache_dir,
         train=settings.demo_train,

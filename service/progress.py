@@ -14,18 +14,45 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
-from tqdm import tqdm
+from functools import cache
+from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
 Advance = Callable[[int], None]
 
 
-class _Bar(tqdm):  # type: ignore[misc]
-    """A progress bar without tqdm's monitor thread, which would stop a later fork."""
+class _Updates(Protocol):
+    def update(self, count: int) -> object: ...
 
-    monitor_interval = 0
+
+class _NoBar:
+    """What a phase without a bar advances: nothing to draw, and no tqdm to import."""
+
+    def update(self, count: int) -> None:
+        pass
+
+
+@cache
+def _bar_class() -> type[Any]:
+    """tqdm, imported when a bar is drawn (the server draws none unless on a terminal)."""
+    from tqdm import tqdm
+
+    class _Bar(tqdm):  # type: ignore[misc]
+        """A progress bar without tqdm's monitor thread, which would stop a later fork."""
+
+        monitor_interval = 0
+
+    return _Bar
+
+
+@contextmanager
+def _bar(total: int, name: str, unit: str, shown: bool) -> Iterator[_Updates]:
+    if not shown:
+        yield _NoBar()
+        return
+    with _bar_class()(total=total, desc=name, unit=unit) as bar:
+        yield bar
 
 
 class Progress:
@@ -51,7 +78,7 @@ class Progress:
         started = time.perf_counter()
         with self._lock:
             self._phase = (name, 0, total, unit)
-        with _Bar(total=total, desc=name, unit=unit, disable=not self.bar) as bar:
+        with _bar(total, name, unit, self.bar) as bar:
 
             def advance(count: int) -> None:
                 with self._lock:
