@@ -11,8 +11,9 @@ import sys
 import app.deps
 from tests.app.conftest import MakeApp, TestClient, wait_ready
 
-# Imported only when used: a progress bar on a terminal, the demo dataset without a data root.
-LAZY = ("tqdm", "service.demo")
+# Imported only when used: a progress bar on a terminal, the demo dataset without a data
+# root, the trainer's request layer of the client package (the server uses its protocol).
+LAZY = ("tqdm", "service.demo", "segserve_client.http", "tenacity")
 
 
 def test_starting_a_server_does_not_import_what_serving_does_not_need() -> None:

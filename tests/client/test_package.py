@@ -15,3 +15,30 @@ def test_import_does_not_load_mxnet_or_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_every_export_is_the_object_its_module_defines() -> None:
+    # Exports are imported on first use; a fresh interpreter, so none has been yet.
+    code = (
+        "import importlib, segserve_client as c; "
+        "assert sorted(c.__all__) == sorted(set(c.__all__)); "
+        "assert set(c.__all__) <= set(dir(c)); "
+        "print(all(getattr(importlib.import_module(getattr(c, n).__module__), n) is getattr(c, n)"
+        " for n in c.__all__))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "True"
+
+
+def test_the_protocol_alone_does_not_load_the_request_layer() -> None:
+    # The server imports segserve_client.protocol, which runs the package's __init__.
+    code = (
+        "import sys, segserve_client.protocol.wire; "
+        "print(sorted(m for m in ('segserve_client.http', 'tenacity') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -13,26 +13,38 @@ Layers, each calling only the ones below it:
   (PyTorch): framework adapters; importing this package imports neither framework.
 
 Everything a trainer needs is exported here; the other modules are internal.
+Each export is imported when first used: the server imports
+:mod:`~segserve_client.protocol`, which runs this file, and needs none of the
+request layer (nor tenacity, http.client) that the exports bring in.
 """
 
-from segserve_client.batch import Batch
-from segserve_client.errors import (
-    AuthenticationError,
-    ClientClosedError,
-    DeadlineExceededError,
-    InvalidParameterError,
-    NotFoundError,
-    ProtocolError,
-    RequestError,
-    SegserveClientError,
-    ServerError,
-    TransportError,
-    UnavailableError,
-)
-from segserve_client.http import SegClient
-from segserve_client.loader import BatchLoader
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+# Not deferred: importing the submodule of the same name would bind the module
+# to this name, where the function is expected.
 from segserve_client.normalize import normalize
-from segserve_client.request import BatchRequest
+
+if TYPE_CHECKING:
+    from segserve_client.batch import Batch
+    from segserve_client.errors import (
+        AuthenticationError,
+        ClientClosedError,
+        DeadlineExceededError,
+        InvalidParameterError,
+        NotFoundError,
+        ProtocolError,
+        RequestError,
+        SegserveClientError,
+        ServerError,
+        TransportError,
+        UnavailableError,
+    )
+    from segserve_client.http import SegClient
+    from segserve_client.loader import BatchLoader
+    from segserve_client.request import BatchRequest
 
 __all__ = [
     "AuthenticationError",
@@ -52,3 +64,41 @@ __all__ = [
     "UnavailableError",
     "normalize",
 ]
+
+
+# Where each export is defined: imported on first access (PEP 562).
+_SOURCES = {
+    "Batch": "segserve_client.batch",
+    "BatchLoader": "segserve_client.loader",
+    "BatchRequest": "segserve_client.request",
+    "SegClient": "segserve_client.http",
+    **dict.fromkeys(
+        (
+            "AuthenticationError",
+            "ClientClosedError",
+            "DeadlineExceededError",
+            "InvalidParameterError",
+            "NotFoundError",
+            "ProtocolError",
+            "RequestError",
+            "SegserveClientError",
+            "ServerError",
+            "TransportError",
+            "UnavailableError",
+        ),
+        "segserve_client.errors",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(source), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
