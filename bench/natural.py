@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import shutil
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +36,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from service.demo import border_band
+from service.folders import publish_folder
 from service.source import U8Array
 from service.voc import (
     IGNORE_INDEX,
@@ -270,21 +269,10 @@ def write_natural(root: Path, *, train: int, val: int, seed: int = 0) -> Path:
 def ensure_natural(cache_dir: Path, *, train: int, val: int, seed: int = 0) -> Path:
     """``cache_dir/natural-<train>-<val>-<seed>``, written first when it is not there.
 
-    Written into a temporary folder beside it and renamed into place, so that it
-    is complete whenever it exists.
+    Published with :func:`service.folders.publish_folder`, so that it is
+    complete whenever it exists.
     """
     target = cache_dir / f"natural-{train}-{val}-{seed}"
-    if target.is_dir():
-        return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache_dir))
-    try:
-        write_natural(scratch, train=train, val=val, seed=seed)
-        scratch.chmod(0o755)
-        scratch.rename(target)
-    except OSError:
-        if not target.is_dir():
-            raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
+    return publish_folder(
+        target, lambda scratch: write_natural(scratch, train=train, val=val, seed=seed)
+    )

@@ -75,6 +75,33 @@ def _speedup(results: Results, modes: Iterable[str], workers: int, goal: float) 
     )
 
 
+def _drop_in(results: Results, goal: float) -> Verdict:
+    """The Gluon drop-in as a user gets it (uint8 on the wire), best server, vs the chapter."""
+    top = best(results, ("gluon-uint8",))
+    rate = top.rate if top else math.nan
+    ratio = rate / chapter_rate(results, 0)
+    where = f" ({top.key})" if top else ""
+    return Verdict(
+        f"the Gluon drop-in (`load_data_voc`, raw) >= {goal:g}x the chapter's 0-worker pipeline",
+        f"{ratio:.1f}x: {rate:,.0f} vs {chapter_rate(results, 0):,.0f} samples/s{where}",
+        ratio >= goal,
+    )
+
+
+def _stream(results: Results, workers: int, goal: float) -> Verdict:
+    """The epoch stream against the ``BatchLoader`` on the same server."""
+    stream = results.series(f"segserve-{workers}w-stream")
+    loader = results.series(f"segserve-{workers}w-uint8")
+    ratio = (stream.rate if stream else math.nan) / (loader.rate if loader else math.nan)
+    rates = f"{stream.rate:,.0f} vs {loader.rate:,.0f}" if stream and loader else "not measured"
+    return Verdict(
+        f"epoch stream >= {goal:g}x the `BatchLoader` ({workers} worker"
+        f"{'s' if workers > 1 else ''}, uint8)",
+        f"{ratio:.2f}x: {rates} samples/s",
+        ratio >= goal,
+    )
+
+
 def _uint8(results: Results) -> Verdict:
     top = best(results, UINT8_MODES)
     rate = top.rate if top else math.nan
@@ -136,7 +163,9 @@ def verdicts(results: Results) -> list[Verdict]:
     return [
         _speedup(results, FLOAT_MODES, 0, 10.0),
         _speedup(results, FLOAT_MODES, 2, 5.0),
+        _drop_in(results, 15.0),
         _uint8(results),
+        *(_stream(results, workers, 0.9) for workers in (1, 2)),
         _warm(results, 1),
         _warm(results, 2),
         _cold(results),

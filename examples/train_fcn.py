@@ -64,6 +64,14 @@ def tiny_fcn(num_classes: int = NUM_CLASSES) -> Any:
     return net
 
 
+_CHAPTER_LOSS = gluon.loss.SoftmaxCrossEntropyLoss(axis=1)  # per sample: mean over its pixels
+
+
+def mean_loss(scores: Any, labels: Any) -> Any:
+    """The chapter's loss, averaged over the batch."""
+    return _CHAPTER_LOSS(scores, labels).mean()
+
+
 def forever(batches: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
     """``(X, Y)`` batches, epoch after epoch: every pass over ``batches`` is the next epoch."""
     while True:
@@ -93,40 +101,74 @@ def train(
     mx.random.seed(seed)
     net = tiny_fcn()
     net.hybridize()
-    loss = gluon.loss.SoftmaxCrossEntropyLoss(axis=1)  # the chapter's: mean over the pixels
     params: dict[str, float] = {"learning_rate": lr, "wd": 1e-3}
     trainer = gluon.Trainer(net.collect_params(), optimizer, params)
     train_iter, _ = load_data_voc(batch_size, crop_size, url, token=token, seed=seed)
-    losses: list[float] = []
-    start = time.perf_counter()
     try:
-        for step, (features, labels) in enumerate(islice(forever(train_iter), steps), start=1):
-            with autograd.record():
-                per_sample = loss(net(features), labels)
-            per_sample.backward()
-            trainer.step(features.shape[0])
-            losses.append(float(per_sample.mean().asscalar()))
-            elapsed = time.perf_counter() - start
-            log(f"step {step:4d}  loss {losses[-1]:.4f}  {elapsed:6.1f} s")
+        return fit(net, trainer, forever(train_iter), steps, mean_loss, log)
     finally:
         train_iter.close()
+
+
+def fit(
+    net: Any,
+    trainer: Any,
+    batches: Iterable[tuple[Any, Any]],
+    steps: int,
+    objective: Callable[[Any, Any], Any],
+    log: Callable[[str], None] = print,
+) -> list[float]:
+    """``steps`` optimiser steps of ``net`` on ``batches``; the loss of each step.
+
+    ``objective(scores, labels)`` is the batch's mean loss, so each step is
+    ``trainer.step(1)``.
+    """
+    losses: list[float] = []
+    start = time.perf_counter()
+    for step, (features, labels) in enumerate(islice(batches, steps), start=1):
+        with autograd.record():
+            loss = objective(net(features), labels)
+        loss.backward()
+        trainer.step(1)
+        losses.append(float(loss.asscalar()))
+        log(f"step {step:4d}  loss {losses[-1]:.4f}  {time.perf_counter() - start:6.1f} s")
     return losses
+
+
+def summary(losses: Sequence[float], seconds: float, shape: str) -> str:
+    """The first and last steps' mean loss and the run's time, for the command line."""
+    if len(losses) < 2:
+        return f"{len(losses)} step(s) of {shape} in {seconds:.1f} s"
+    k = min(5, len(losses) // 2)
+    first, last = sum(losses[:k]) / k, sum(losses[-k:]) / k
+    return (
+        f"mean loss of the first {k} steps {first:.4f}, of the last {k} {last:.4f}\n"
+        f"{len(losses)} steps of {shape} in {seconds:.1f} s"
+    )
+
+
+def common_arguments(description: str, *, steps: int, batch_size: int) -> argparse.ArgumentParser:
+    """A parser with the options every example takes (server, steps, batch, optimiser, seed)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--url", default=DEFAULT_URL, help="segserve base URL (%(default)s)")
+    parser.add_argument("--steps", type=int, default=steps, help="training steps (%(default)s)")
+    parser.add_argument(
+        "--batch-size", type=int, default=batch_size, help="batch size (%(default)s)"
+    )
+    parser.add_argument("--lr", type=float, default=0.01, help="learning rate (%(default)s)")
+    parser.add_argument("--token", default=None, help="bearer token, if the server needs one")
+    parser.add_argument("--seed", type=int, default=0, help="weights and server seed")
+    return parser
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line; ``--help`` lists the options."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default=DEFAULT_URL, help="segserve base URL (%(default)s)")
-    parser.add_argument("--steps", type=int, default=40, help="training steps (%(default)s)")
-    parser.add_argument("--batch-size", type=int, default=8, help="batch size (%(default)s)")
+    parser = common_arguments(__doc__.split("\n\n")[0], steps=40, batch_size=8)
     parser.add_argument("--height", type=int, default=160, help="crop height (%(default)s)")
     parser.add_argument("--width", type=int, default=240, help="crop width (%(default)s)")
-    parser.add_argument("--lr", type=float, default=0.01, help="learning rate (%(default)s)")
     parser.add_argument(
         "--optimizer", choices=("adam", "sgd"), default="adam", help="optimizer (%(default)s)"
     )
-    parser.add_argument("--token", default=None, help="bearer token, if the server needs one")
-    parser.add_argument("--seed", type=int, default=0, help="weights and server seed")
     return parser.parse_args(argv)
 
 
@@ -139,13 +181,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         crop_size=(args.height, args.width), lr=args.lr, optimizer=args.optimizer,
         token=args.token, seed=args.seed,
     )  # fmt: skip
-    if len(losses) >= 2:
-        k = min(5, len(losses) // 2)
-        first, last = sum(losses[:k]) / k, sum(losses[-k:]) / k
-        seconds = time.perf_counter() - start
-        print(f"mean loss of the first {k} steps {first:.4f}, of the last {k} {last:.4f}")
-        print(f"{len(losses)} steps of {args.batch_size} x {args.height} x {args.width} "
-              f"in {seconds:.1f} s")  # fmt: skip
+    shape = f"{args.batch_size} x {args.height} x {args.width}"
+    print(summary(losses, time.perf_counter() - start, shape))
 
 
 if __name__ == "__main__":

@@ -17,15 +17,14 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable, Sequence
-from itertools import islice
 from typing import Any
 
 import mxnet as mx
-from mxnet import autograd, gluon
+from mxnet import gluon
 from segserve_client import BatchRequest, SegClient
 from segserve_client.gluon import DEFAULT_URL, VOCBatches
 
-from examples.train_fcn import SCALE, forever, tiny_fcn
+from examples.train_fcn import SCALE, common_arguments, fit, forever, summary, tiny_fcn
 
 IGNORE_INDEX = 255
 
@@ -67,31 +66,16 @@ def train(
     trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": lr, "wd": 1e-3})
     client = SegClient(url, token=token)
     train_iter = VOCBatches(client, "train", recipe(batch_size, crop_size, seed))
-    losses: list[float] = []
-    start = time.perf_counter()
     try:
-        for step, (features, labels) in enumerate(islice(forever(train_iter), steps), start=1):
-            with autograd.record():
-                loss = masked_cross_entropy(net(features), labels)
-            loss.backward()
-            trainer.step(1)  # the loss is already a mean
-            losses.append(float(loss.asscalar()))
-            log(f"step {step:4d}  loss {losses[-1]:.4f}  {time.perf_counter() - start:6.1f} s")
+        return fit(net, trainer, forever(train_iter), steps, masked_cross_entropy, log)
     finally:
         train_iter.close()
-    return losses
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line; ``--help`` lists the options."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default=DEFAULT_URL, help="segserve base URL (%(default)s)")
-    parser.add_argument("--steps", type=int, default=30, help="training steps (%(default)s)")
-    parser.add_argument("--batch-size", type=int, default=4, help="batch size (%(default)s)")
+    parser = common_arguments(__doc__.split("\n\n")[0], steps=30, batch_size=4)
     parser.add_argument("--size", type=int, default=512, help="crop side (%(default)s)")
-    parser.add_argument("--lr", type=float, default=0.01, help="learning rate (%(default)s)")
-    parser.add_argument("--token", default=None, help="bearer token, if the server needs one")
-    parser.add_argument("--seed", type=int, default=0, help="weights and server seed")
     return parser.parse_args(argv)
 
 
@@ -103,12 +87,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.url, steps=args.steps, batch_size=args.batch_size, crop_size=(args.size, args.size),
         lr=args.lr, token=args.token, seed=args.seed,
     )  # fmt: skip
-    if len(losses) >= 2:
-        k = min(5, len(losses) // 2)
-        first, last = sum(losses[:k]) / k, sum(losses[-k:]) / k
-        print(f"mean loss of the first {k} steps {first:.4f}, of the last {k} {last:.4f}")
-        print(f"{len(losses)} steps of {args.batch_size} x {args.size} x {args.size} "
-              f"in {time.perf_counter() - start:.1f} s")  # fmt: skip
+    shape = f"{args.batch_size} x {args.size} x {args.size}"
+    print(summary(losses, time.perf_counter() - start, shape))
 
 
 if __name__ == "__main__":

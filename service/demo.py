@@ -14,8 +14,6 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-import shutil
-import tempfile
 import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from functools import lru_cache
@@ -26,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw
 
+from service.folders import publish_folder
 from service.progress import Progress, as_progress
 from service.source import U8Array
 from service.voc import (
@@ -308,22 +307,12 @@ def ensure_demo(
 ) -> Path:
     """``cache_dir/demo-<train>-<val>-<seed>``, written first if it is not there yet.
 
-    The set is written into a temporary folder next to it and renamed into place,
-    so the folder is complete whenever it exists. When another process finishes
-    first, this one discards its copy and returns the winner's.
+    Published with :func:`service.folders.publish_folder`: complete whenever it
+    exists, and a process that loses a race to write it returns the winner's.
     """
     target = cache_dir / f"demo-{train}-{val}-{seed}"
-    if target.is_dir():
-        return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache_dir))
-    try:
+
+    def write(scratch: Path) -> None:
         write_demo(scratch, train=train, val=val, seed=seed, progress=progress)
-        scratch.chmod(0o755)
-        scratch.rename(target)
-    except OSError:
-        if not target.is_dir():
-            raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
+
+    return publish_folder(target, write)

@@ -1,11 +1,14 @@
-"""Receive buffers are leased: reused only after an explicit release, never while held."""
+"""Receive buffers are leased: reused only after an explicit release, never while held;
+the adapters' output arrays only once nothing refers to them."""
 
 from __future__ import annotations
+
+import gc
 
 import numpy as np
 import pytest
 from segserve_client import Batch
-from segserve_client.buffers import BatchLease, BufferPool
+from segserve_client.buffers import ArrayPool, BatchLease, BufferPool
 from segserve_client.protocol import wire
 
 
@@ -116,3 +119,56 @@ def test_a_batch_lease_releases_all_its_memory_together() -> None:
     assert pool.free == 2
     assert len(lease.arrays) == 2
     assert np.shares_memory(pool.lease(64).array, body)  # only the body's buffer fits
+
+
+def test_array_pool_reuses_an_array_once_it_is_freed() -> None:
+    pool = ArrayPool(capacity=2)
+    first = pool.empty((2, 3), np.float32)
+    address = first.ctypes.data
+    del first
+    gc.collect()
+    assert pool.free == 1
+    again = pool.empty((2, 3), np.float32)
+    assert again.ctypes.data == address
+    assert pool.free == 0
+
+
+def test_array_pool_never_hands_out_an_array_still_referred_to() -> None:
+    """Views, and arrays only a view keeps alive, keep their memory out of the pool."""
+    pool = ArrayPool(capacity=4)
+    held = pool.empty((4,), np.float32)
+    held[:] = 1.0
+    view = pool.empty((4,), np.float32)[1:]  # the handed array lives on as view.base
+    view[:] = 2.0
+    gc.collect()
+    others = [pool.empty((4,), np.float32) for _ in range(3)]
+    for other in others:
+        other[:] = -1.0
+        assert not np.shares_memory(other, held)
+        assert not np.shares_memory(other, view)
+    assert held.tolist() == [1.0] * 4
+    assert view.tolist() == [2.0] * 3
+
+
+def test_array_pool_keys_on_shape_and_dtype_and_keeps_capacity() -> None:
+    pool = ArrayPool(capacity=1)
+    a, b = pool.empty((3,), np.float32), pool.empty((3,), np.float32)
+    c = pool.empty((3,), np.uint8)
+    addresses = {a.ctypes.data, b.ctypes.data}
+    del a, b, c
+    gc.collect()
+    assert pool.free == 2  # one float32 (3,), one uint8 (3,)
+    assert pool.empty((3,), np.float32).ctypes.data in addresses
+    assert pool.empty((2,), np.float32).size == 2  # another shape: a new array
+
+
+def test_array_pool_keeps_memory_that_only_a_view_of_a_view_refers_to() -> None:
+    pool = ArrayPool(capacity=4)
+    kept = pool.empty((2, 3, 4), np.float32).transpose(1, 0, 2)[1:, :, ::2]
+    kept[:] = 5.0
+    gc.collect()
+    for _ in range(3):
+        other = pool.empty((2, 3, 4), np.float32)
+        other[:] = -1.0
+        assert not np.shares_memory(other, kept)
+    assert (kept == 5.0).all()

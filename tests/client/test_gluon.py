@@ -157,3 +157,25 @@ def test_load_data_voc_takes_the_recipe(live: LiveServer) -> None:
         assert (x.shape, y.shape) == ((BATCH, 3, *CROP), (BATCH, *CROP))
     finally:
         train_iter.close()
+
+
+def test_held_ndarrays_never_change_while_later_batches_reuse_memory(
+    batches: dict[Transport, VOCBatches],
+) -> None:
+    """The arrays behind NDArrays go back to the pool only when MXNet has freed them."""
+    train = batches["uint8"]
+    held = []
+    for x, y in train:
+        held.append((x, y, x.asnumpy().copy(), y.asnumpy().copy()))
+    for x, y, x_seen, y_seen in held:  # every batch of the epoch held: none was overwritten
+        np.testing.assert_array_equal(x.asnumpy(), x_seen)
+        np.testing.assert_array_equal(y.asnumpy(), y_seen)
+    kept_x, kept_y, x_seen, y_seen = held[0]
+    del held
+    for _ in range(2):  # later epochs reuse the freed memory; the kept batch stays as it was
+        for x, y in train:
+            x.wait_to_read()
+            y.wait_to_read()
+    np.testing.assert_array_equal(kept_x.asnumpy(), x_seen)
+    np.testing.assert_array_equal(kept_y.asnumpy(), y_seen)
+    assert train._outputs.free > 0  # freed batches did come back

@@ -16,12 +16,18 @@ counts.
 Reusing buffers matters: reading a 40 MB body over loopback into a reused
 buffer ran at 2.75 GB/s here, into a fresh ``np.empty`` at 2.3 GB/s, into a
 fresh ``bytearray`` (zero-filled first) at 1.2 GB/s.
+
+The adapters' own outputs (normalised images, float labels handed to MXNet or
+PyTorch without a copy) come from an :class:`ArrayPool` instead: there the
+release is the framework freeing its tensor, seen through ``weakref.finalize``.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+import weakref
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -138,3 +144,54 @@ class BatchLease:
             leases = list(self._leases)
         for lease in leases:
             lease.release()
+
+
+class ArrayPool:
+    """Output arrays handed to a framework, reused once the framework has freed them.
+
+    The adapters give MXNet and PyTorch arrays of their own (normalised images,
+    float labels) without copying: ``mx.nd.from_numpy`` and ``torch.from_numpy``
+    keep the numpy array alive for as long as the tensor, or anything computed
+    from it without a copy, exists (MXNet until its engine is done with it).
+    So the moment an array handed out by :meth:`empty` is freed is the moment
+    nothing can read it any more: a ``weakref.finalize`` then puts its memory
+    back, to be the next batch's array. A trainer that keeps a batch keeps its
+    memory; nothing it holds is ever written to. Fresh arrays are not free:
+    the kernel zero-fills every new page, 6 ms of each 64 x 320 x 480 batch's
+    23 ms of normalising and converting labels here.
+    """
+
+    def __init__(self, capacity: int = 4) -> None:
+        if capacity < 0:
+            raise ValueError(f"capacity must be >= 0, got {capacity}")
+        self.capacity = capacity
+        self._free: dict[tuple[tuple[int, ...], str], list[npt.NDArray[Any]]] = {}
+        self._lock = threading.Lock()
+
+    def empty(self, shape: tuple[int, ...], dtype: npt.DTypeLike) -> npt.NDArray[Any]:
+        """An uninitialised array of ``shape`` and ``dtype``, the caller's until it is freed."""
+        key = (tuple(shape), np.dtype(dtype).str)
+        with self._lock:
+            free = self._free.get(key)
+            base = free.pop() if free else None
+        if base is None:
+            base = np.empty(shape, dtype=dtype)
+        # An array over a memoryview of ``base`` (``base.data``): numpy makes every view of it
+        # (slices, reshapes, transposes) refer to this very object, so it is
+        # freed only when the caller's last view of it is (``base.view()``
+        # would not do: views of views refer to ``base`` directly).
+        handed: npt.NDArray[Any] = np.asarray(base.data)
+        weakref.finalize(handed, self._give_back, key, base)
+        return handed
+
+    def _give_back(self, key: tuple[tuple[int, ...], str], base: npt.NDArray[Any]) -> None:
+        with self._lock:
+            free = self._free.setdefault(key, [])
+            if len(free) < self.capacity:
+                free.append(base)
+
+    @property
+    def free(self) -> int:
+        """How many freed arrays wait for reuse."""
+        with self._lock:
+            return sum(len(arrays) for arrays in self._free.values())

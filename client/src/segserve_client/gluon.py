@@ -8,7 +8,8 @@ shuffled, the test one is not. Each new pass (``iter()``) is the next epoch.
 ``transport="uint8"`` fetches uint8 NHWC (a quarter of the bytes) and
 normalises here, in the prefetch threads; ``"float32"`` has the server
 normalise. Arrays reach MXNet through ``mx.nd.from_numpy`` (no copy); each
-batch's arrays are its own, never reused for a later batch.
+batch's arrays are its own: their memory serves a later batch only after
+MXNet has freed every NDArray made from them.
 MXNet is imported here only, when an iterator is first iterated.
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from segserve_client.batch import Batch
+from segserve_client.buffers import ArrayPool
 from segserve_client.http import SegClient
 from segserve_client.loader import BatchLoader
 from segserve_client.normalize import labels_as_float, normalize
@@ -44,7 +46,7 @@ class VOCBatches:
     """
 
     def __init__(
-        self, client: SegClient, split: str, request: BatchRequest, *, prefetch: int = 2
+        self, client: SegClient, split: str, request: BatchRequest, *, prefetch: int = 4
     ) -> None:
         if request.resolved_layout != default_layout(request.dtype):
             raise ValueError("the adapter takes uint8 NHWC or float32 NCHW images (layout=None)")
@@ -52,6 +54,7 @@ class VOCBatches:
         self.split = split
         self.request = request
         self.prefetch = prefetch
+        self._outputs = ArrayPool(capacity=prefetch + 2)
         self._len: int | None = None
 
     @property
@@ -89,15 +92,18 @@ class VOCBatches:
     def _arrays(self, batch: Batch) -> tuple[F32Array, F32Array]:
         """Normalised features and float labels (runs in a prefetch thread).
 
-        Both are new arrays, so the receive buffer goes back at once; server-
-        normalised float32 images are the receive buffer itself, which then
-        belongs to the NDArray (MXNet reads its inputs asynchronously: no
-        buffer an NDArray may still read is ever reused).
+        Both are arrays of this iterable's :class:`ArrayPool`, so the receive
+        buffer goes back at once, and their memory is reused only once MXNet
+        has freed the NDArrays made from them (it reads its inputs
+        asynchronously; ``from_numpy`` keeps the array alive until then).
+        Server-normalised float32 images are the receive buffer itself, which
+        then belongs to the NDArray.
         """
-        labels = labels_as_float(batch.label)
+        labels = labels_as_float(batch.label, self._outputs.empty(batch.label.shape, np.float32))
         if batch.image.dtype == np.float32:
             return batch.image, labels
-        features = normalize(batch.image)
+        n, h, w, _ = batch.image.shape
+        features = normalize(batch.image, self._outputs.empty((n, 3, h, w), np.float32))
         batch.release()
         return features, labels
 
@@ -111,7 +117,7 @@ def load_data_voc(
     seed: int = 0,
     void: Void = "background",
     transport: Transport = "uint8",
-    prefetch: int = 2,
+    prefetch: int = 4,
     encoding: Encoding = "raw",
     quality: int | None = None,
     flip: bool = False,

@@ -26,6 +26,7 @@ torch is imported here only.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
@@ -34,6 +35,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from segserve_client.batch import Batch
+from segserve_client.buffers import ArrayPool
 from segserve_client.http import SegClient
 from segserve_client.loader import BatchLoader
 from segserve_client.normalize import normalize as normalize_images
@@ -161,24 +163,29 @@ class RemoteVOCSegmentation(IterableDataset[dict[str, Any]]):  # type: ignore[mi
             loader = BatchLoader(
                 client, self.split, self.request, prefetch=self.prefetch, numbers=numbers
             )
-            for position, item in zip(positions, loader.map(self._tensors), strict=True):
+            outputs = ArrayPool(capacity=self.prefetch + 2)  # made here: datasets are pickled
+            tensors = functools.partial(self._tensors, outputs=outputs)
+            for position, item in zip(positions, loader.map(tensors), strict=True):
                 # the state while the trainer holds this item: resume after it
                 self._progress = Progress(epoch, position + num_workers, worker, num_workers)
                 yield item
         if num_workers == 1:
             self._progress = Progress(epoch)  # a finished epoch iterates from its start again
 
-    def _tensors(self, batch: Batch) -> dict[str, Any]:
+    def _tensors(self, batch: Batch, outputs: ArrayPool) -> dict[str, Any]:
         """The batch as tensors (runs in a prefetch thread).
 
-        Normalising writes the image into new memory; the small label, index
-        and rect are copied, so the receive buffer goes back at once. Images
+        Normalising writes the image into an array of ``outputs`` (reused only
+        once the tensor made from it is freed); the small label, index and
+        rect are copied, so the receive buffer goes back at once. Images
         sent as they are handed out (``normalize=False``, ``transport="float32"``)
         are the receive buffer itself, which then belongs to the tensors.
         """
         arrays = [batch.image, batch.label, batch.index, batch.rect]
         if self.normalize and batch.image.dtype == np.uint8:
-            arrays = [normalize_images(batch.image)] + [a.copy() for a in arrays[1:]]
+            n, h, w, _ = batch.image.shape
+            images = normalize_images(batch.image, outputs.empty((n, 3, h, w), np.float32))
+            arrays = [images] + [a.copy() for a in arrays[1:]]
             batch.release()
         tensors = dict(zip(TENSOR_NAMES, map(torch.from_numpy, arrays), strict=True))
         return {**tensors, "batch": batch.number}
