@@ -423,3 +423,17 @@ def test_offsets_json_is_canonical() -> None:
     (length,) = struct.unpack("<Q", data[:8])
     header = data[8 : 8 + length].decode().rstrip()
     assert header == json.dumps(json.loads(header), sort_keys=True, separators=(",", ":"))
+
+
+def test_jpeg_frames_are_baseline_4_2_0_at_the_quality_asked() -> None:
+    tensors = batch_tensors(np.random.default_rng(3), 2, 16, 24)
+    arrays, _ = wire.decode(body(tensors, Transport("jpeg", 80)))
+    frames, offsets = arrays["image.jpeg"], arrays["image.jpeg.offsets"]
+    for i in range(2):
+        frame = frames[offsets[i] : offsets[i + 1]].tobytes()
+        height, width, colorspace, subsampling = simplejpeg.decode_jpeg_header(frame)
+        assert (height, width, colorspace, subsampling) == (16, 24, "YCbCr", "420")
+        assert frame[:2] == b"\xff\xd8"
+        assert b"\xff\xc0" in frame  # SOF0: baseline
+    lower = body(tensors, Transport("jpeg", 50))
+    assert len(lower) < len(body(tensors, Transport("jpeg", 80)))
