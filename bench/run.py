@@ -26,6 +26,7 @@ other phases' results from the ``results.json`` already in the output folder.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import time
@@ -98,12 +99,12 @@ def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES)
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     space = Workspace(work)
+    results = previous(out, preset)
     if "core" in phases:
-        results = measure(preset, space)
-        results.environment.load_after = list(os.getloadavg())
-        results.environment.wall_seconds = round(time.perf_counter() - started, 1)
-    else:
-        results = previous(out, preset)
+        core = measure(preset, space)
+        core.environment.load_after = list(os.getloadavg())
+        core.environment.wall_seconds = round(time.perf_counter() - started, 1)
+        results = with_core(results, core)
     if "scaleout" in phases:
         results.scaleout = measure_scaleout(space, preset)
     if "codecs" in phases:
@@ -118,6 +119,15 @@ def run(preset: Preset, out: Path, work: Path, phases: tuple[str, ...] = PHASES)
     render(results, out)
     say(f"done in {time.perf_counter() - started:.0f} s: {out / 'results.md'}")
     return results
+
+
+CORE_FIELDS = ("environment", "throughput", "startup", "growth", "nginx")
+
+
+def with_core(results: Results, core: Results) -> Results:
+    """``results`` with the core phase's figures (and environment) of ``core``, the
+    other phases' kept."""
+    return dataclasses.replace(results, **{name: getattr(core, name) for name in CORE_FIELDS})
 
 
 def previous(out: Path, preset: Preset) -> Results:
