@@ -7,8 +7,8 @@ chapter's network takes).
 Measured on a 64 x 320 x 480 batch (2-core machine): the chapter's expression in
 numpy 266 ms; a 256-entry lookup table per channel with ``np.take`` 68-76 ms
 (bit-identical to the chapter's float32 arithmetic); a multiply and an add per
-channel, within 4.8e-7 of the chapter's values: 15.7 ms reading the interleaved
-uint8 channels, 11.3 ms (idle machine) after one converting, de-interleaving
+channel, within 4.8e-7 of the chapter's values: 15.9 ms reading the interleaved
+uint8 channels, 11.5 ms after one converting, de-interleaving
 copy, as here. Working sample by sample keeps source and destination in cache
 between the passes.
 """

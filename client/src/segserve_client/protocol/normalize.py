@@ -30,7 +30,7 @@ def normalize_sample(image: npt.NDArray[np.uint8], out: npt.NDArray[np.float32])
     One pass converts and de-interleaves the channels, then the multiply and
     the add run in place over contiguous float32 (the same float32 operations
     as multiplying the uint8 channels directly, so the same bits, 28 % faster
-    measured on 64 x 320 x 480 batches: 11.3 vs 15.7 ms).
+    measured on 64 x 320 x 480 batches, idle machine: 11.5 vs 15.9 ms).
     """
     np.copyto(out, image.transpose(2, 0, 1), casting="unsafe")
     out *= _SCALE_CHW
