@@ -5,7 +5,8 @@ On a VOC-layout set of natural photographs (:mod:`bench.natural`), side by side:
 - segserve (one ``segserve serve`` process, 1 uvicorn worker), every transport
   encoding both sides support, as the Gluon drop-in (``gluon-uint8``: float32
   NCHW ``mx.nd`` batches in hand) and as uint8 batches (``uint8``:
-  ``BatchLoader``), as the preset's ``link_modes`` say;
+  ``BatchLoader``), as the preset's ``link_modes`` say, and on the links of
+  ``link_stream_links`` also as the epoch stream (``stream``: uint8 batches);
 - WebDataset: tar shards of the original files (:mod:`bench.shards`) served
   by nginx as static files, read by :mod:`bench.wds_probe` with 0 and 2
   DataLoader workers;
@@ -109,7 +110,8 @@ def segserve_configs(
     configs = []
     asked = {"url": server.url, "encodings": ENCODINGS, **preset.fields}
     for encoding in trainers.client.call("encodings", **asked)["encodings"]:
-        for mode in preset.link_modes:
+        stream = ("stream",) if link.name in preset.link_stream_links else ()
+        for mode in (*preset.link_modes, *stream):
             fields = {"url": server.url, "mode": mode, "encoding": encoding, **preset.fields}
             body = int(trainers.client.call("body_bytes", **fields)["bytes"])
             series = LinkSeries(link.name, "segserve", mode, encoding, server.workers)

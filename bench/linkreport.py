@@ -12,6 +12,7 @@ LINK_TITLES = {"loopback": "loopback", "1gbit": "1 Gbit/s", "10gbit": "10 Gbit/s
 DELIVERS = {
     ("segserve", "gluon-uint8"): "Gluon `load_data_voc`: float32 NCHW `mx.nd`",
     ("segserve", "uint8"): "`BatchLoader`: uint8 NHWC numpy",
+    ("segserve", "stream"): "epoch stream: uint8 NHWC numpy",
     ("webdataset", ""): "torch DataLoader: float32 NCHW tensors",
     ("chapter", ""): "the chapter's DataLoader: float32 NCHW `mx.np`",
 }
@@ -124,6 +125,11 @@ def link_verdicts(run: LinkRun) -> list[Verdict]:
             "loopback: the Gluon drop-in (`raw`) >= 15x the chapter's 0-worker pipeline",
         ),
     ]
+    for encoding in ("raw", "lossless", "jpeg"):
+        stream = f"loopback-segserve-stream-{encoding}"
+        if run.find(stream) is not None:  # measured where the preset says
+            what = f"loopback: epoch stream (`{encoding}`) >= 0.9x the `BatchLoader`"
+            judged.append((stream, f"loopback-segserve-uint8-{encoding}", 0.9, what))
     return [_judge(run, *item) for item in judged]
 
 

@@ -18,8 +18,9 @@ class Preset:
     it is the large one) and how many batches each size is timed on.
     ``link_*``: the link phase (:mod:`bench.link`): its natural-photograph data
     set, the emulated link rates (bits/s), rounds, batches per epoch (0: the
-    whole epoch), segserve's delivery modes, WebDataset's DataLoader workers
-    and whether the chapter's pipeline runs alongside.
+    whole epoch), segserve's delivery modes (and the links on which the epoch
+    stream is measured as well), WebDataset's DataLoader workers and whether
+    the chapter's pipeline runs alongside.
     ``trainer_*``: the many-trainers phase (:mod:`bench.trainers`): how many
     trainer processes, on how many replicas, each for how long.
     """
@@ -47,6 +48,7 @@ class Preset:
     link_rounds: int = 3
     link_batches: int = 12
     link_modes: tuple[str, ...] = ("gluon-uint8", "uint8")
+    link_stream_links: tuple[str, ...] = ("loopback",)
     link_wds_workers: tuple[int, ...] = (0, 2)
     link_chapter: bool = True
     scaleout_replicas: tuple[int, ...] = (1, 2, 4)
@@ -94,6 +96,7 @@ PRESETS: Final[dict[str, Preset]] = {
         link_rounds=1,
         link_batches=2,
         link_modes=("gluon-uint8",),
+        link_stream_links=(),
         link_wds_workers=(2,),
         link_chapter=False,
         trainer_counts=(1, 4),

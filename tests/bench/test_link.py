@@ -216,3 +216,20 @@ def test_phases_option() -> None:
     assert parse([]).phases == PHASES
     with pytest.raises(SystemExit):
         parse(["--phases", "nope"])
+
+
+def test_the_epoch_stream_is_judged_against_the_loader_where_measured() -> None:
+    run = _run(jpeg=310.0)
+    assert len(link_verdicts(run)) == 4  # no stream series: no stream target
+    run.series += [
+        _series("loopback", "segserve", "uint8", "raw", 1000.0),
+        _series("loopback", "segserve", "stream", "raw", 950.0),
+        _series("loopback", "segserve", "uint8", "jpeg", 500.0),
+        _series("loopback", "segserve", "stream", "jpeg", 400.0),
+    ]
+    streams = link_verdicts(run)[4:]
+    assert [(v.target.split("`")[1], v.met) for v in streams] == [("raw", True), ("jpeg", False)]
+    assert streams[1].measured.startswith("0.80x")
+    assert "| segserve `raw` | epoch stream: uint8 NHWC numpy | 950 |" in "\n".join(
+        link_section(run)
+    )
