@@ -6,15 +6,20 @@ import subprocess
 import sys
 
 
+def _printed(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter (so nothing is imported yet)."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip()
+
+
 def test_import_does_not_load_mxnet_or_torch() -> None:
     code = (
         "import sys, segserve_client, segserve_client.gluon; "
         "print(sorted(m for m in ('mxnet', 'torch', 'fastapi', 'app') if m in sys.modules))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert _printed(code) == "[]"
 
 
 def test_every_export_is_the_object_its_module_defines() -> None:
@@ -26,10 +31,7 @@ def test_every_export_is_the_object_its_module_defines() -> None:
         "print(all(getattr(importlib.import_module(getattr(c, n).__module__), n) is getattr(c, n)"
         " for n in c.__all__))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "True"
+    assert _printed(code) == "True"
 
 
 def test_the_protocol_alone_does_not_load_the_request_layer() -> None:
@@ -38,7 +40,4 @@ def test_the_protocol_alone_does_not_load_the_request_layer() -> None:
         "import sys, segserve_client.protocol.wire; "
         "print(sorted(m for m in ('segserve_client.http', 'tenacity') if m in sys.modules))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert _printed(code) == "[]"
