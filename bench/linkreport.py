@@ -125,11 +125,11 @@ def link_verdicts(run: LinkRun) -> list[Verdict]:
             "loopback: the Gluon drop-in (`raw`) >= 15x the chapter's 0-worker pipeline",
         ),
     ]
-    for encoding in ("raw", "lossless", "jpeg"):
-        stream = f"loopback-segserve-stream-{encoding}"
-        if run.find(stream) is not None:  # measured where the preset says
-            what = f"loopback: epoch stream (`{encoding}`) >= 0.9x the `BatchLoader`"
-            judged.append((stream, f"loopback-segserve-uint8-{encoding}", 0.9, what))
+    for stream in run.series:  # measured on the links the preset says
+        if stream.link == "loopback" and stream.mode == "stream":
+            what = f"loopback: epoch stream (`{stream.encoding}`) >= 0.9x the `BatchLoader`"
+            loader = f"loopback-segserve-uint8-{stream.encoding}"
+            judged.append((stream.key, loader, 0.9, what))
     return [_judge(run, *item) for item in judged]
 
 
