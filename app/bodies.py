@@ -1,8 +1,8 @@
 """Response bodies: media types, buffers sent without joining, caching headers, conditional GET.
 
 Arrays leave as they are in memory: a safetensors header or an ``.npy`` header,
-then the array's own buffer, each a separate ``http.response.body`` message
-under one ``Content-Length``.
+then the array's own buffer, sent as ``http.response.body`` messages of views
+into it (at most :data:`SEND_PIECE` bytes each) under one ``Content-Length``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from importlib.metadata import version
 from typing import Any, Final, ParamSpec
@@ -41,8 +41,22 @@ _BINARY: Final = {"type": "string", "format": "binary"}
 Chunk = bytes | memoryview
 
 
+# The largest piece of a buffer handed to the ASGI server at once. asyncio's
+# transport sends what the socket takes and copies the rest of each write into
+# its own buffer; pieces of this size mostly go straight to the socket.
+SEND_PIECE: Final = 1 << 20
+
+
+def pieces(chunks: Iterable[Chunk]) -> Iterator[memoryview]:
+    """``chunks`` as consecutive views of at most :data:`SEND_PIECE` bytes (empty ones dropped)."""
+    for chunk in chunks:
+        view = memoryview(chunk).cast("B")
+        for start in range(0, view.nbytes, SEND_PIECE):
+            yield view[start : start + SEND_PIECE]
+
+
 class BufferResponse(Response):
-    """A response whose body is a sequence of buffers, sent one message each, never joined."""
+    """A response whose body is a sequence of buffers, sent in pieces, never joined."""
 
     def __init__(
         self,
@@ -63,12 +77,13 @@ class BufferResponse(Response):
         return sum(chunk.nbytes for chunk in self._chunks)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the status, the headers, then each buffer as its own body message."""
+        """Send the status, the headers, then the buffers' pieces, one body message each."""
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        for i, chunk in enumerate(self._chunks):
-            more = i < len(self._chunks) - 1
-            await send({"type": "http.response.body", "body": chunk, "more_body": more})
-        if not self._chunks:
+        parts = list(pieces(self._chunks))
+        for i, part in enumerate(parts):
+            more = i < len(parts) - 1
+            await send({"type": "http.response.body", "body": part, "more_body": more})
+        if not parts:
             await send({"type": "http.response.body", "body": b""})
 
 

@@ -1,6 +1,11 @@
 """The epoch stream: frames sent as they are built, a few built ahead, stopped on disconnect.
 
-Each frame is an 8-byte little-endian length and one batch in safetensors. A
+Each frame is an 8-byte little-endian length and one batch in safetensors.
+When the length of every frame is known before it is built (raw batches: their
+shapes and metadata follow from the request), the response carries a
+``Content-Length`` and its body goes out as the buffers themselves; otherwise
+(encoded batches) it is chunked, and the ASGI server copies each buffer into
+its chunk. A
 producer task builds up to ``prefetch`` batches at once, each in a worker
 thread (so one stream uses as many cores as ``prefetch``: building and encoding
 release the GIL), and hands them over in order through an unbuffered channel:
@@ -11,7 +16,9 @@ When the client goes away the whole task group is cancelled: the batch being
 built is finished (a thread cannot be interrupted) and no other is started.
 When the server drains (SIGTERM), no further batch is started: the frames
 already built are sent and the response ends there, after a whole frame but
-without the final chunk, so that no client can take it for a complete epoch.
+short of its ``Content-Length`` or without the final chunk, so that no client
+can take it for a complete epoch. Buffers go to the ASGI server in pieces of
+at most :data:`~app.bodies.SEND_PIECE` bytes (see :func:`app.bodies.pieces`).
 """
 
 from __future__ import annotations
@@ -23,13 +30,13 @@ from dataclasses import dataclass, field
 
 import anyio
 from anyio.abc import ObjectSendStream
-from segserve_client.protocol.wire import Encoded, frame_prefix
+from segserve_client.protocol.wire import FRAME_PREFIX_BYTES, Encoded, frame_prefix
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.admission import WorkSlots
-from app.bodies import FRAMES
+from app.bodies import FRAMES, pieces
 from app.metrics import Metrics
 from app.problems import DrainingError
 
@@ -52,7 +59,9 @@ class FrameStreamResponse(Response):
         prefetch: int,
         metrics: Metrics,
         headers: dict[str, str],
+        frame_sizes: Sequence[int] | None = None,
     ) -> None:
+        """``frame_sizes``: each batch's body length, when known before it is built."""
         self.status_code = 200
         self.media_type = FRAMES
         self.background = None
@@ -63,6 +72,12 @@ class FrameStreamResponse(Response):
         self._slots = slots
         self._held = True  # the slot the caller acquired, until the first batch uses it
         self._cut = False  # set when draining stopped the stream before its end
+        self._sizes = None if frame_sizes is None else list(frame_sizes)
+        if self._sizes is not None:
+            if len(self._sizes) != len(batches):
+                raise ValueError(f"{len(self._sizes)} frame sizes for {len(batches)} batches")
+            total = sum(FRAME_PREFIX_BYTES + size for size in self._sizes)
+            headers = {**headers, "Content-Length": str(total)}
         self.init_headers(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -77,9 +92,13 @@ class FrameStreamResponse(Response):
                     {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
                 )
                 async with channel_out:
+                    sent = 0
                     async for encoded in channel_out:
+                        if not self._as_announced(sent, encoded):
+                            break
                         if not await _send_frame(send, encoded):
                             break
+                        sent += 1
                     else:
                         await self._finish(send)
                 group.cancel_scope.cancel()
@@ -87,10 +106,23 @@ class FrameStreamResponse(Response):
             self._give_back_held()
             self._metrics.streams.dec()
 
+    def _as_announced(self, number: int, encoded: Encoded) -> bool:
+        """Whether frame ``number`` has the length the ``Content-Length`` counted on; if not,
+        the stream ends there, incomplete (the client resumes), and the fault is logged."""
+        if self._sizes is None or encoded.nbytes == self._sizes[number]:
+            return True
+        logger.error(
+            "epoch stream: batch %d is %d bytes, %d were announced; the stream ends here",
+            self._batches[number],
+            encoded.nbytes,
+            self._sizes[number],
+        )
+        self._cut = True
+        return False
+
     async def _finish(self, send: Send) -> None:
         """End the body, unless draining cut the stream short (then leave it incomplete)."""
         if self._cut:
-            logger.info("epoch stream: ended after a whole frame, the server is shutting down")
             return
         await send({"type": "http.response.body", "body": b""})
 
@@ -102,6 +134,7 @@ class FrameStreamResponse(Response):
                 try:
                     await self._take_slot()
                 except DrainingError:
+                    logger.info("epoch stream: ends after a whole frame, the server is draining")
                     self._cut = True
                     break
                 window.append(_Pending())
@@ -149,7 +182,7 @@ class _Pending:
 async def _send_frame(send: Send, encoded: Encoded) -> bool:
     """Send one frame; False when the client has gone (the ASGI server raised ``OSError``)."""
     try:
-        for chunk in (frame_prefix(encoded.nbytes), *encoded.chunks()):
+        for chunk in pieces((frame_prefix(encoded.nbytes), *encoded.chunks())):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     except OSError:
         logger.info("epoch stream: client disconnected")

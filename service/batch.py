@@ -15,6 +15,7 @@ import numpy.typing as npt
 from segserve_client.protocol.encoding import encode_tensors
 from segserve_client.protocol.normalize import NORM_OFFSET, NORM_SCALE, normalize_sample
 from segserve_client.protocol.wire import Encoded, encode
+from segserve_client.protocol.wire import encoded_nbytes as wire_nbytes
 
 from service.augment import NUM_UNIFORMS, SAMPLE_UNIFORMS, plan_sample, write_crop
 from service.errors import InvalidParameterError, NotFoundError
@@ -51,12 +52,28 @@ class Batch:
     metadata: dict[str, str]
 
 
+TensorLayout = dict[str, tuple[np.dtype[Any], tuple[int, ...]]]
+
+
+def tensor_layout(n: int, crop: CropSpec, dtype: Dtype, layout: Layout) -> TensorLayout:
+    """Name -> (dtype, shape) of the tensors of a batch of ``n`` samples (see :class:`Batch`)."""
+    h, w = crop.height, crop.width
+    image = (n, h, w, 3) if layout == "nhwc" else (n, 3, h, w)
+    return {
+        "image": (np.dtype(dtype), image),
+        "label": (np.dtype(np.uint8), (n, h, w)),
+        "index": (np.dtype(np.int64), (n,)),
+        "rect": (np.dtype(np.int32), (n, 4)),
+    }
+
+
 class _ImageOut:
     """The batch's image array and how each sample's (h, w, 3) uint8 crop lands in it."""
 
-    def __init__(self, n: int, height: int, width: int, dtype: Dtype, layout: Layout) -> None:
-        shape = (n, height, width, 3) if layout == "nhwc" else (n, 3, height, width)
-        self.array: npt.NDArray[Any] = np.empty(shape, dtype=np.dtype(dtype))
+    def __init__(self, shapes: TensorLayout, dtype: Dtype, layout: Layout) -> None:
+        image_dtype, shape = shapes["image"]
+        height, width = shapes["label"][1][1:]
+        self.array: npt.NDArray[Any] = np.empty(shape, dtype=image_dtype)
         self._direct = dtype == "uint8" and layout == "nhwc"
         self._scratch = None if self._direct else np.empty((height, width, 3), np.uint8)
         self._float = dtype == "float32"
@@ -98,15 +115,16 @@ def assemble(
 ) -> Batch:
     """Augment samples ``indices`` of ``source`` with (seed, epoch) and stack them."""
     indices = np.array(indices, dtype=np.int64)
-    n, h, w = len(indices), crop.height, crop.width
+    n = len(indices)
     recipe = crop.photometric or crop.cat_max_ratio < 1.0
     uniforms = sample_uniforms_many(
         seed, epoch, indices, SAMPLE_UNIFORMS if recipe else NUM_UNIFORMS
     )
     heights, widths = np.asarray(source.heights), np.asarray(source.widths)
-    images = _ImageOut(n, h, w, dtype, layout)
-    label = np.empty((n, h, w), dtype=np.uint8)
-    rect = np.empty((n, 4), dtype=np.int32)
+    shapes = tensor_layout(n, crop, dtype, layout)
+    images = _ImageOut(shapes, dtype, layout)
+    label = np.empty(shapes["label"][1], dtype=shapes["label"][0])
+    rect = np.empty(shapes["rect"][1], dtype=shapes["rect"][0])
     for i, sample in enumerate(indices.tolist()):
         stored_label = source.label(sample)
         size = int(heights[sample]), int(widths[sample])
@@ -145,9 +163,23 @@ def _batch_of(
     source: SplitSource, spec: BatchSpec, indices: I64Array, batch: int, **extra: str
 ) -> Batch:
     """Samples ``indices`` as batch number ``batch`` of ``spec``, its metadata from ``spec``."""
-    metadata = {"split": source.name, **spec.describe(), "batch": str(batch), **extra}
+    metadata = _metadata(source, spec, batch, **extra)
     layout = spec.resolved_layout
     return assemble(source, spec.crop, indices, spec.seed, spec.epoch, spec.dtype, layout, metadata)
+
+
+def _metadata(source: SplitSource, spec: BatchSpec, batch: int, **extra: str) -> dict[str, str]:
+    return {"split": source.name, **spec.describe(), "batch": str(batch), **extra}
+
+
+def raw_batch_nbytes(source: SplitSource, spec: BatchSpec, batch: int) -> int:
+    """The length of batch ``batch``'s raw body (``encode_batch(make_batch(...))``), without
+    building it: its shapes and metadata do not depend on the pixels.
+    :class:`NotFoundError` when out of range."""
+    usable = usable_indices(source, spec.crop)
+    n = len(batch_indices(usable, spec.batch_size, batch, spec.drop_last))
+    shapes = tensor_layout(n, spec.crop, spec.dtype, spec.resolved_layout)
+    return wire_nbytes(shapes, {**_metadata(source, spec, batch), **RAW.describe()})
 
 
 def _check_index(source: SplitSource, crop: CropSpec, index: int) -> None:

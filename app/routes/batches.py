@@ -8,6 +8,7 @@ from typing import Annotated, Final, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from segserve_client.protocol.wire import Encoded
+from starlette.concurrency import run_in_threadpool
 
 from app.bodies import (
     FRAMES,
@@ -24,7 +25,7 @@ from app.metrics import Metrics
 from app.problems import problem_responses
 from app.queries import MAX_SEED, BatchSpecDep, EpochQuery, TransportDep
 from app.streams import FrameStreamResponse
-from service.batch import encode_batch, make_batch
+from service.batch import encode_batch, make_batch, raw_batch_nbytes
 from service.dataset import Split
 from service.params import BatchSpec
 from service.sampling import num_batches, usable_indices
@@ -103,13 +104,18 @@ async def epoch_stream(
     """Batches `start`, `start + step`, ... before `stop` of the epoch, as frames: an 8-byte
     little-endian length, then one batch in safetensors. Sent as they are built.
 
-    When the server shuts down (SIGTERM) the stream ends after a whole frame
+    A `raw` stream has a `Content-Length` (every frame's length follows from
+    the query); an encoded one is chunked. When the server shuts down (SIGTERM)
+    the stream ends after a whole frame, short of its `Content-Length` or
     without the chunked body's last chunk, so the client sees an incomplete
     response and resumes from the next batch elsewhere."""
     spec = dataclasses.replace(spec, epoch=epoch)
     usable = len(usable_indices(split, spec.crop))
     selected = range(num_batches(usable, spec.batch_size, spec.drop_last))[start:stop:step]
     headers = {"X-Batch-Count": str(len(selected))}
+    sizes = None
+    if transport.encoding == "raw":
+        sizes = await run_in_threadpool(_raw_sizes, split, spec, selected)
     await services.slots.acquire()  # admitted like one batch; the response owns this slot
     return FrameStreamResponse(
         batch_builder(split, spec, transport, services.metrics),
@@ -118,4 +124,9 @@ async def epoch_stream(
         prefetch=services.settings.stream_prefetch,
         metrics=services.metrics,
         headers=headers,
+        frame_sizes=sizes,
     )
+
+
+def _raw_sizes(split: Split, spec: BatchSpec, batches: range) -> list[int]:
+    return [raw_batch_nbytes(split, spec, batch) for batch in batches]

@@ -82,7 +82,7 @@ def test_sigterm_ends_a_stream_at_a_frame_boundary_and_the_client_resumes_elsewh
         status = exit_status(draining)
     np.testing.assert_array_equal(np.concatenate(got), np.concatenate(expected))
     log = draining.log.read_text()
-    assert "ended after a whole frame" in log, log[-3000:]
+    assert "ends after a whole frame" in log, log[-3000:]
     assert status in (0, -signal.SIGTERM), log[-3000:]
 
 

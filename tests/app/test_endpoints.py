@@ -212,6 +212,27 @@ def test_epoch_stream_frames(client: TestClient) -> None:
     assert response.headers["x-batch-count"] == "1"
 
 
+@pytest.mark.parametrize(
+    ("query", "announced"),
+    [
+        ("", True),
+        ("&dtype=float32", True),
+        ("&dtype=float32&layout=nhwc", True),
+        ("&drop_last=false", True),
+        ("&encoding=lossless", False),
+        ("&encoding=jpeg", False),
+    ],
+)
+def test_a_raw_stream_announces_its_length_an_encoded_one_is_chunked(
+    client: TestClient, query: str, announced: bool
+) -> None:
+    response = client.get(f"/v1/splits/train/epochs/1?{BATCH}&small=pad{query}")
+    assert response.status_code == 200
+    length = response.headers.get("content-length")
+    assert len(response.content) > 0
+    assert length == (str(len(response.content)) if announced else None)
+
+
 def test_etag_and_not_modified(client: TestClient) -> None:
     url = "/v1/splits/val/samples/0/label?format=png"
     first = client.get(url)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import http.client
+import logging
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 import uvicorn
 from fastapi import FastAPI
 from segserve_client.protocol.wire import decode
 from starlette.types import Receive, Scope, Send
 
+from app.routes import batches
 from tests.app.conftest import READY_SECONDS, MakeApp, wait_ready
 
 # Frames of about 13 MiB (1 x 3 x 1024 x 1024 float32 + label): far more than the
@@ -86,3 +89,27 @@ def test_disconnect_stops_the_stream(make_app: MakeApp) -> None:
     assert 1 <= built <= 1 + 1 + PREFETCH + 1 < total
     assert _built(app) == built
     assert streams == 0
+
+
+def test_a_frame_longer_or_shorter_than_announced_ends_the_stream_there(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A raw frame that differs from its announced length (a defect) is never sent: the
+    stream ends before it, short of its Content-Length, and the fault is logged."""
+    monkeypatch.setattr(batches, "raw_batch_nbytes", lambda *args: 1000)
+    app = make_app()
+    with live_server(StreamEnded(app)) as port:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=READY_SECONDS)
+        connection.request("GET", "/readyz")
+        connection.getresponse().read()
+        wait_ready(app)
+        with caplog.at_level(logging.ERROR, logger="app.streams"):
+            connection.request("GET", STREAM)
+            response = connection.getresponse()
+            assert response.status == 200
+            assert int(response.headers["content-length"]) == 14 * (8 + 1000)
+            with pytest.raises(http.client.IncompleteRead) as cut:
+                response.read()
+        connection.close()
+    assert cut.value.partial == b""
+    assert "1000 were announced" in caplog.text

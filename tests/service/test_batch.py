@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.batch import Batch, make_batch, make_crop
+from service.batch import Batch, encode_batch, make_batch, make_crop, raw_batch_nbytes
 from service.errors import InvalidParameterError, NotFoundError, NoUsableSampleError
 from service.params import (
     BatchSpec,
@@ -106,6 +106,50 @@ def test_labels_align_with_rescaled_images(
     for label, classes in zip(batch.label, expected_classes(batch, "ignore"), strict=True):
         wrong = label != classes
         assert not (wrong & ~near_boundary(label, 2)).any()
+
+
+@FAST
+@given(
+    sizes=st.lists(SIZE, min_size=1, max_size=9),
+    crop=SIZE,
+    batch_size=st.integers(1, 4),
+    drop_last=st.booleans(),
+    small=st.sampled_from(["pad", "drop"]),
+    dtype=st.sampled_from(["uint8", "float32"]),
+    layout=st.sampled_from([None, "nhwc", "nchw"]),
+    flip=st.booleans(),
+    seed=st.integers(0, 2**63 - 1),
+    epoch=st.integers(0, 2**31),
+)
+def test_raw_batch_nbytes_is_the_length_of_the_built_body(
+    sizes: list[tuple[int, int]],
+    crop: tuple[int, int],
+    batch_size: int,
+    drop_last: bool,
+    small: Any,
+    dtype: Dtype,
+    layout: Layout | None,
+    flip: bool,
+    seed: int,
+    epoch: int,
+) -> None:
+    source = coded_source([*sizes, crop], seed=1)  # one sample at least as large as the crop
+    spec = BatchSpec(
+        CropSpec(*crop, small=small, flip=flip),
+        batch_size,
+        seed,
+        epoch,
+        drop_last=drop_last,
+        dtype=dtype,
+        layout=layout,
+    )
+    usable = len(usable_indices(source, spec.crop))
+    batches = (usable // batch_size) if drop_last else -(-usable // batch_size)
+    for b in range(batches):
+        body = encode_batch(make_batch(source, spec, b)).tobytes()
+        assert raw_batch_nbytes(source, spec, b) == len(body)
+    with pytest.raises(NotFoundError):
+        raw_batch_nbytes(source, spec, batches)
 
 
 @pytest.mark.parametrize(

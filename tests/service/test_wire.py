@@ -25,6 +25,7 @@ from segserve_client.protocol.wire import (
     FrameReader,
     decode,
     encode,
+    encoded_nbytes,
     etag,
     frame_prefix,
     iter_frames,
@@ -163,6 +164,24 @@ ENTRY = {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}
 def test_decode_rejects_malformed_input(raw: bytes, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         decode(raw)
+
+
+@FAST
+@given(tensors=tensor_maps(), metadata=METADATA)
+def test_encoded_nbytes_is_the_body_length_without_the_tensors(
+    tensors: dict[str, npt.NDArray[Any]], metadata: dict[str, str]
+) -> None:
+    layout = {name: (array.dtype, array.shape) for name, array in tensors.items()}
+    assert encoded_nbytes(layout, metadata) == len(encode(tensors, metadata).tobytes())
+
+
+def test_encoded_nbytes_refuses_what_encode_refuses() -> None:
+    with pytest.raises(ValueError, match="no safetensors equivalent"):
+        encoded_nbytes({"x": (np.dtype(np.complex64), (2,))}, {})
+    with pytest.raises(ValueError, match="invalid tensor name"):
+        encoded_nbytes({"__metadata__": (np.dtype(np.uint8), (2,))}, {})
+    with pytest.raises(ValueError, match="metadata must map str to str"):
+        encoded_nbytes({"x": (np.dtype(np.uint8), (2,))}, {"k": 1})  # type: ignore[dict-item]
 
 
 @FAST

@@ -35,6 +35,7 @@ MAX_HEADER_BYTES: Final = 100_000_000
 # 8-byte length prefix could ask for (2**64 bytes).
 MAX_FRAME_BYTES: Final = 1 << 32
 _LENGTH = struct.Struct("<Q")
+FRAME_PREFIX_BYTES: Final = _LENGTH.size  # each epoch-stream frame's length prefix
 
 DTYPES: Final[dict[str, np.dtype[Any]]] = {
     "BOOL": np.dtype("?"),
@@ -71,41 +72,76 @@ class Encoded:
         return b"".join(self.chunks())
 
 
-def _code(name: str, array: npt.NDArray[Any]) -> str:
-    code = _CODES.get(array.dtype.newbyteorder("<"))
+def _code(name: str, dtype: np.dtype[Any]) -> str:
+    code = _CODES.get(np.dtype(dtype).newbyteorder("<"))
     if code is None:
-        raise ValueError(f"tensor {name!r}: dtype {array.dtype} has no safetensors equivalent")
+        raise ValueError(f"tensor {name!r}: dtype {dtype} has no safetensors equivalent")
     return code
 
 
 def encode(tensors: Mapping[str, npt.NDArray[Any]], metadata: Mapping[str, str]) -> Encoded:
     """Encode ``tensors`` and string ``metadata`` as a canonical safetensors body."""
+    _check_metadata(metadata)
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    for name, tensor in tensors.items():
+        _check_name(name)
+        array = np.asarray(tensor)
+        arrays[name] = np.ascontiguousarray(array, dtype=DTYPES[_code(name, array.dtype)])
+    layout = {name: (array.dtype, array.shape) for name, array in arrays.items()}
+    header, names, nbytes = _header(layout, metadata)
+    buffers = [memoryview(arrays[name].reshape(-1).view(np.uint8).data) for name in names]
+    return Encoded(header, buffers, nbytes)
+
+
+def encoded_nbytes(
+    layout: Mapping[str, tuple[np.dtype[Any], tuple[int, ...]]], metadata: Mapping[str, str]
+) -> int:
+    """The length of :func:`encode`'s body for tensors of these (dtype, shape), without them.
+
+    The same header is built as :func:`encode` builds, so the two cannot disagree.
+    """
+    _check_metadata(metadata)
+    for name, (dtype, _shape) in layout.items():
+        _check_name(name)
+        _code(name, dtype)
+    return _header(layout, metadata)[2]
+
+
+def _check_metadata(metadata: Mapping[str, str]) -> None:
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise ValueError(f"metadata must map str to str, got {key!r}: {value!r}")
-    arrays: list[tuple[str, str, npt.NDArray[Any]]] = []
-    for name, tensor in tensors.items():
-        if not isinstance(name, str) or not name or name == METADATA_KEY:
-            raise ValueError(f"invalid tensor name {name!r}")
-        array = np.asarray(tensor)
-        code = _code(name, array)
-        arrays.append((name, code, np.ascontiguousarray(array, dtype=DTYPES[code])))
-    arrays.sort(key=lambda item: (-item[2].itemsize, item[0]))
+
+
+def _check_name(name: object) -> None:
+    if not isinstance(name, str) or not name or name == METADATA_KEY:
+        raise ValueError(f"invalid tensor name {name!r}")
+
+
+def _header(
+    layout: Mapping[str, tuple[np.dtype[Any], tuple[int, ...]]], metadata: Mapping[str, str]
+) -> tuple[bytes, list[str], int]:
+    """The length-prefixed header, the tensor names in body order, and the body's length.
+
+    Tensors are laid out by decreasing item size, then name.
+    """
+    names = sorted(layout, key=lambda name: (-np.dtype(layout[name][0]).itemsize, name))
     entries: dict[str, Any] = {METADATA_KEY: dict(metadata)} if metadata else {}
-    buffers: list[memoryview] = []
     offset = 0
-    for name, code, array in arrays:
+    for name in names:
+        dtype, shape = layout[name]
+        shape = tuple(shape) or (1,)  # as np.ascontiguousarray stores a 0-d array
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
         entries[name] = {
-            "dtype": code,
-            "shape": list(array.shape),
-            "data_offsets": [offset, offset + array.nbytes],
+            "dtype": _code(name, dtype),
+            "shape": [int(size) for size in shape],
+            "data_offsets": [offset, offset + nbytes],
         }
-        buffers.append(memoryview(array.reshape(-1).view(np.uint8).data))
-        offset += array.nbytes
+        offset += nbytes
     text = json.dumps(entries, sort_keys=True, separators=(",", ":")).encode("ascii")
     text += b" " * (-len(text) % 8)
     header = _LENGTH.pack(len(text)) + text
-    return Encoded(header, buffers, len(header) + offset)
+    return header, names, len(header) + offset
 
 
 def etag(encoded: Encoded) -> str:
