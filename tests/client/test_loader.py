@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,47 @@ def test_stream_equals_batch_requests(live: LiveServer, make_client: MakeClient)
     assert all(_same(a, b) for a, b in zip(keywords, streamed, strict=True))
     assert len(streamed) == len(USABLE) // 4
     assert all(_same(a, b) for a, b in zip(streamed, fetched, strict=True))
+
+
+@pytest.mark.parametrize("connections", [2, 3, 50])
+@pytest.mark.parametrize(("start", "step"), [(0, 1), (1, 2)])
+def test_a_stream_over_several_connections_equals_one(
+    live: LiveServer, make_client: MakeClient, connections: int, start: int, step: int
+) -> None:
+    client = make_client(live.url)
+    request = BatchRequest(HEIGHT, WIDTH, batch_size=2, flip=True)
+    one = list(client.stream_epoch("train", 2, request, start=start, step=step))
+    several = client.stream_epoch(
+        "train", 2, request, start=start, step=step, connections=connections
+    )
+    got = list(several)
+    assert [b.number for b in got] == list(range(start, len(USABLE) // 2, step))
+    assert all(_same(a, b) for a, b in zip(got, one, strict=True))
+
+
+@pytest.mark.parametrize("connections", [1, 2])
+def test_leaving_a_stream_early_gives_back_the_frames_read_ahead(
+    live: LiveServer, make_client: MakeClient, connections: int
+) -> None:
+    client = make_client(live.url)
+    request = BatchRequest(HEIGHT, WIDTH, batch_size=2)
+    stream = client.stream_epoch("train", 0, request, connections=connections)
+    first = next(stream)
+    deadline = time.monotonic() + 10.0  # frames are read ahead while the consumer waits
+    while client.session.pool.in_use() < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert client.session.pool.in_use() > 1
+    stream.close()  # type: ignore[attr-defined]
+    assert client.session.pool.in_use() == 1  # only the batch in hand
+    first.release()
+    assert client.session.pool.in_use() == 0
+    assert _same(first, client.batch("train", 0, request))
+
+
+def test_a_stream_needs_a_connection(live: LiveServer, make_client: MakeClient) -> None:
+    client = make_client(live.url)
+    with pytest.raises(ValueError, match="connections must be >= 1"):
+        list(client.stream_epoch("train", 0, BatchRequest(HEIGHT, WIDTH), connections=0))
 
 
 @pytest.mark.parametrize(

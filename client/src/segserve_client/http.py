@@ -238,9 +238,14 @@ class SegClient:
         start: int = 0,
         stop: int | None = None,
         step: int = 1,
+        connections: int = 1,
         **params: Any,
     ) -> Iterator[Batch]:
         """The batches ``start``, ``start + step``, ... (below ``stop``) of one epoch stream.
+
+        ``connections`` > 1 splits the epoch over that many interleaved streams
+        (one connection each) and merges them back in order: a server with
+        several worker processes then builds it in several of them.
 
         A stream that breaks, or ends early, is resumed after the last whole
         batch, on another replica when there is one; determinism makes the
@@ -252,7 +257,8 @@ class SegClient:
         total = self.num_batches(split, request)
         numbers = range(start, total if stop is None else min(stop, total), step)
         path = f"/v1/splits/{quote(split)}/epochs/{epoch}"
-        return epoch_stream(self.session, path, request.query("stream"), numbers)
+        query = request.query("stream")
+        return epoch_stream(self.session, path, query, numbers, connections=connections)
 
 
 def _request(request: BatchRequest | None, params: dict[str, Any]) -> BatchRequest:

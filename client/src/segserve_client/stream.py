@@ -14,12 +14,14 @@ leased memory (one copy, from the socket), the batch's own until released; a len
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 
 from segserve_client.batch import Batch
 from segserve_client.buffers import BatchLease, Bytes
-from segserve_client.errors import ProtocolError, TransportError
+from segserve_client.errors import ClientClosedError, ProtocolError, TransportError
 from segserve_client.loader import prefetched
 from segserve_client.protocol import wire
 from segserve_client.session import Session, query_string
@@ -97,25 +99,119 @@ class _Resumable:
 
 
 def epoch_stream(
-    session: Session, path: str, query: Mapping[str, str], batches: range, prefetch: int = 2
+    session: Session,
+    path: str,
+    query: Mapping[str, str],
+    batches: range,
+    prefetch: int = 2,
+    connections: int = 1,
 ) -> Iterator[Batch]:
     """The batches ``batches`` (numbers of the epoch) of the stream at ``path``, in order.
 
-    Frames are read here, ahead of the consumer, and decoded in ``prefetch``
-    threads while the next ones arrive (the codecs release the GIL), as the
-    :class:`~segserve_client.BatchLoader` does with its requests.
+    ``connections`` streams are opened, stream ``i`` carrying every
+    ``connections``-th batch from the ``i``-th on, so that a server with
+    several worker processes (or several replicas) builds the epoch in more
+    than one of them. Each stream is read by a thread of its own, ahead of the
+    consumer (at most ``prefetch + 1`` frames in flight), and frames are
+    decoded in ``prefetch`` threads while the next ones arrive (the codecs
+    release the GIL), as the :class:`~segserve_client.BatchLoader` does with
+    its requests. The trainer's own work thus overlaps the transfer.
     """
-    stream = _Resumable(session, path, query, batches)
+    if connections < 1:
+        raise ValueError(f"connections must be >= 1, got {connections}")
+    count = max(1, min(connections, len(batches)))
+    parts = [_Resumable(session, path, query, batches[i::count]) for i in range(count)]
+    ahead = _ReadAhead(session, parts)
     try:
-        yield from prefetched(stream.decode, _frames(session, stream), prefetch)
+        for read in prefetched(ahead.decode, ahead.reads(len(batches)), prefetch):
+            read.delivered = True
+            assert read.batch is not None  # set by decode
+            yield read.batch
     finally:
-        stream.close()
+        ahead.close()
 
 
-def _frames(session: Session, stream: _Resumable) -> Iterator[Frame]:
-    """Each remaining frame of ``stream``, the read retried and resumed by the retry loop."""
-    while stream.rest:
+class _ReadAhead:
+    """Reads of the next frames of interleaved streams, each stream in a thread of its own."""
+
+    def __init__(self, session: Session, parts: list[_Resumable]) -> None:
+        self.session = session
+        self.parts = parts
+        self.readers = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="segserve-stream") for _ in parts
+        ]
+        self._submitted: list[_Read] = []
+
+    def reads(self, total: int) -> Iterator[_Read]:
+        """The read of each frame, in batch order, submitted as the consumer's window asks."""
+        for k in range(total):
+            part = self.parts[k % len(self.parts)]
+            # each stream is opened once the one before it is sending: a server
+            # process busy with a stream is then the last to accept the next one
+            after = self._submitted[k - 1].future if 0 < k < len(self.parts) else None
+            read = _Read(part, self.readers[k % len(self.parts)].submit(self._next, part, after))
+            self._submitted.append(read)
+            yield read
+
+    def _next(self, stream: _Resumable, after: Future[Frame] | None = None) -> Frame:
+        """The next frame of ``stream``, the read retried and resumed by the retry loop
+        (once ``after`` is done, when given)."""
+        if after is not None:
+            wait([after])
         hint = stream.rest.start if stream.replica is None else stream.replica
-        yield session.retry.call(
-            session.replicas, stream.next_frame, hint=hint, url=stream.target()
+        return self.session.retry.call(
+            self.session.replicas, stream.next_frame, hint=hint, url=stream.target()
         )
+
+    @staticmethod
+    def decode(read: _Read) -> _Read:
+        """``read``, its frame decoded into its batch once it is in (in a decoding thread)."""
+        read.batch = read.part.decode(read.take())
+        return read
+
+    def close(self) -> None:
+        """Stop reading: reads not started are cancelled, the running ones finish their
+        frame; memory of frames and batches not delivered goes back to the pool; the
+        streams close. Decoding has stopped by then."""
+        for read in self._submitted:
+            read.future.cancel()
+        for reader in self.readers:
+            reader.shutdown(wait=True)
+        for read in self._submitted:
+            read.discard()
+        for part in self.parts:
+            part.close()
+
+
+class _Read:
+    """One frame being read: taken by the decoding thread, or discarded when the stream closes."""
+
+    def __init__(self, part: _Resumable, future: Future[Frame]) -> None:
+        self.part = part
+        self.future = future
+        self.batch: Batch | None = None  # once decoded
+        self.delivered = False  # handed to the consumer, whose it is from then on
+        self._taken = False
+        self._lock = threading.Lock()
+
+    def take(self) -> Frame:
+        """The frame, now owned by the caller (raises what the read raised)."""
+        frame = self.future.result()
+        with self._lock:
+            if self._taken:  # discarded by close: its memory is back in the pool
+                raise ClientClosedError("the epoch stream was closed")
+            self._taken = True
+        return frame
+
+    def discard(self) -> None:
+        """Release the memory of the frame (or of its batch) unless the consumer has it."""
+        if self.delivered or self.future.cancelled() or self.future.exception() is not None:
+            return
+        if self.batch is not None:
+            self.batch.release()
+            return
+        with self._lock:
+            if self._taken:  # the decoding failed and released it
+                return
+            self._taken = True
+        self.future.result()[1].release()
