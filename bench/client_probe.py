@@ -15,6 +15,11 @@ Commands:
     (``segserve_client.gluon``'s iterable: float32 NCHW ``mx.nd.NDArray``, normalised
     by the client or by the server).
     ``encoding`` (optional, default ``raw``): the transport encoding asked for.
+    ``connections`` (optional, default 1): connections of an epoch stream
+    (``stream_epoch(connections=...)``; one per server worker process).
+    The uint8 modes release each batch once the next is asked for, as a
+    trainer that keeps no batch does (its memory is then reused); the Gluon
+    modes' batches are the adapter's, which releases them itself.
 ``batch_bytes`` (the same fields)
     the size on the wire of one batch of that mode.
 ``body_bytes`` (the same fields)
@@ -35,11 +40,11 @@ from __future__ import annotations
 
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from segserve_client import BatchRequest, SegClient
+from segserve_client import Batch, BatchRequest, SegClient
 from segserve_client.gluon import VOCBatches
 from segserve_client.protocol import wire
 
@@ -58,10 +63,13 @@ def _request(command: Message) -> BatchRequest:
 class Trainer:
     """A trainer's side of one delivery mode: a client, and for Gluon its ``VOCBatches``."""
 
-    def __init__(self, url: str, mode: str, request: BatchRequest, encoding: str = RAW) -> None:
+    def __init__(
+        self, url: str, mode: str, request: BatchRequest, encoding: str = RAW, connections: int = 1
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
         self.mode = mode
+        self.connections = connections
         self.request = _encoded(request, encoding)
         self.client = SegClient(url)
         self.gluon: VOCBatches | None = None
@@ -78,10 +86,18 @@ class Trainer:
             self.gluon.set_epoch(number)
             return _ndarrays(self.gluon)
         if self.mode == "stream":
-            stream = self.client.stream_epoch(SPLIT, number, self.request)
-            return (batch.image for batch in stream)
-        loader = self.client.loader(SPLIT, self.request.replace(epoch=number))
-        return (batch.image for batch in loader)
+            connections = self.connections
+            return _images(
+                self.client.stream_epoch(SPLIT, number, self.request, connections=connections)
+            )
+        return _images(self.client.loader(SPLIT, self.request.replace(epoch=number)))
+
+
+def _images(batches: Iterable[Batch]) -> Iterator[Any]:
+    """Each batch's image array; the batch is released when the next one is asked for."""
+    for batch in batches:
+        with batch:
+            yield batch.image
 
 
 def _ndarrays(batches: VOCBatches) -> Iterator[Any]:
@@ -95,15 +111,16 @@ class ClientProbe:
     """The commands of this process, over the trainers it has started."""
 
     def __init__(self) -> None:
-        self.trainers: dict[tuple[str, str, str], Trainer] = {}
+        self.trainers: dict[tuple[str, str, str, int], Trainer] = {}
 
     def trainer(self, command: Message) -> Trainer:
         """The trainer for the command's url and mode, started on first use."""
         url, mode = str(command["url"]), str(command["mode"])
         encoding = str(command.get("encoding", RAW))
-        key = (url, mode, encoding)
+        connections = int(command.get("connections", 1))
+        key = (url, mode, encoding, connections)
         if key not in self.trainers:
-            self.trainers[key] = Trainer(url, mode, _request(command), encoding)
+            self.trainers[key] = Trainer(url, mode, _request(command), encoding, connections)
         return self.trainers[key]
 
     def epoch(self, command: Message) -> Message:

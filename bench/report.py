@@ -15,7 +15,7 @@ from bench.targets import MB, chapter_rate, growth_ratio, verdicts, worker_pss
 DELIVERS = {
     "": "float32 NCHW `mx.np` arrays (in process)",
     "uint8": "uint8 NHWC numpy arrays (`BatchLoader`)",
-    "stream": "uint8 NHWC numpy arrays (epoch stream)",
+    "stream": "uint8 NHWC numpy arrays (epoch stream, a connection per server worker)",
     "gluon-uint8": "float32 NCHW `mx.nd` arrays: uint8 on the wire, normalised by the client",
     "gluon-float32": "float32 NCHW `mx.nd` arrays: float32 on the wire, normalised by the server",
 }
@@ -103,8 +103,9 @@ def throughput_section(results: Results) -> list[str]:
         f"(first batches excluded: {base.batches} intervals for the chapter). Ratios in "
         "brackets are against the chapter with 0 workers. The chapter's batches are ready "
         "when MXNet has computed them (`wait_to_read`); segserve's when the client hands "
-        "them over. MB/s on the wire: safetensors bodies (uint8: 614,400 bytes of image and "
-        "153,600 of label per sample).",
+        "them over; a uint8 batch is released when the next is asked for, as by a trainer "
+        "that keeps none, so its memory is reused. MB/s on the wire: safetensors bodies "
+        "(uint8: 614,400 bytes of image and 153,600 of label per sample).",
         "",
         *_rows(head, rows),
     ]

@@ -40,23 +40,41 @@ def chapter_config(probe: Probe, workers: int) -> Config:
 
 
 def delivery_config(
-    client: Probe, urls: list[str], mode: str, preset: Preset, *, kind: str, workers: int
+    client: Probe,
+    urls: list[str],
+    mode: str,
+    preset: Preset,
+    *,
+    kind: str,
+    workers: int,
+    connections: int = 1,
 ) -> Config:
-    """segserve delivery ``mode`` from the server(s) at ``urls``, through the client probe."""
-    crop, url = preset.fields, ",".join(urls)
-    nbytes = int(client.call("batch_bytes", url=url, mode=mode, **crop)["bytes"])
+    """segserve delivery ``mode`` from the server(s) at ``urls``, through the client probe
+    (an epoch stream over ``connections`` connections)."""
+    fields = {"url": ",".join(urls), "mode": mode, "connections": connections, **preset.fields}
+    nbytes = int(client.call("batch_bytes", **fields)["bytes"])
     series = Series(kind, workers, mode, [], batch_bytes=nbytes)
 
     def run(round_: int) -> Epoch:
-        return _epoch(client.call("epoch", url=url, mode=mode, epoch=round_, **crop))
+        return _epoch(client.call("epoch", epoch=round_, **fields))
 
     return Config(series, run)
 
 
 def segserve_config(client: Probe, server: Server, mode: str, preset: Preset) -> Config:
-    """segserve delivery ``mode`` from ``server``, through the client probe."""
+    """segserve delivery ``mode`` from ``server``, through the client probe; an epoch
+    stream opens one connection per server worker process, as docs/API.md advises."""
     workers = server.workers
-    return delivery_config(client, [server.url], mode, preset, kind="segserve", workers=workers)
+    connections = workers if mode == "stream" else 1
+    return delivery_config(
+        client,
+        [server.url],
+        mode,
+        preset,
+        kind="segserve",
+        workers=workers,
+        connections=connections,
+    )
 
 
 def start_chapters(
