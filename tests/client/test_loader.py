@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,20 @@ def test_leaving_a_stream_early_gives_back_the_frames_read_ahead(
     first.release()
     assert client.session.pool.in_use() == 0
     assert _same(first, client.batch("train", 0, request))
+
+
+@pytest.mark.parametrize("connections", [1, 2])
+def test_a_stream_keeps_no_batch_the_consumer_has_dropped(
+    live: LiveServer, make_client: MakeClient, connections: int
+) -> None:
+    client = make_client(live.url)
+    request = BatchRequest(HEIGHT, WIDTH, batch_size=2)
+    stream = client.stream_epoch("train", 0, request, connections=connections)
+    gone = weakref.ref(next(stream))  # dropped at once, never released
+    second = next(stream)
+    assert gone() is None
+    assert second.lease is not None
+    assert not second.lease.released
 
 
 def test_a_stream_needs_a_connection(live: LiveServer, make_client: MakeClient) -> None:

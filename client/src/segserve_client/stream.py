@@ -15,6 +15,7 @@ leased memory (one copy, from the socket), the batch's own until released; a len
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
@@ -124,9 +125,7 @@ def epoch_stream(
     ahead = _ReadAhead(session, parts)
     try:
         for read in prefetched(ahead.decode, ahead.reads(len(batches)), prefetch):
-            read.delivered = True
-            assert read.batch is not None  # set by decode
-            yield read.batch
+            yield ahead.deliver(read)
     finally:
         ahead.close()
 
@@ -140,7 +139,7 @@ class _ReadAhead:
         self.readers = [
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="segserve-stream") for _ in parts
         ]
-        self._submitted: list[_Read] = []
+        self._submitted: deque[_Read] = deque()  # not yet delivered, in batch order
 
     def reads(self, total: int) -> Iterator[_Read]:
         """The read of each frame, in batch order, submitted as the consumer's window asks."""
@@ -148,7 +147,7 @@ class _ReadAhead:
             part = self.parts[k % len(self.parts)]
             # each stream is opened once the one before it is sending: a server
             # process busy with a stream is then the last to accept the next one
-            after = self._submitted[k - 1].future if 0 < k < len(self.parts) else None
+            after = self._submitted[-1].future if 0 < k < len(self.parts) else None
             read = _Read(part, self.readers[k % len(self.parts)].submit(self._next, part, after))
             self._submitted.append(read)
             yield read
@@ -162,6 +161,15 @@ class _ReadAhead:
         return self.session.retry.call(
             self.session.replicas, stream.next_frame, hint=hint, url=stream.target()
         )
+
+    def deliver(self, read: _Read) -> Batch:
+        """``read``'s batch, the consumer's from now on (no reference to it is kept here)."""
+        assert self._submitted[0] is read  # delivered in batch order
+        self._submitted.popleft()
+        batch, read.batch = read.batch, None
+        assert batch is not None  # set by decode
+        read.delivered = True
+        return batch
 
     @staticmethod
     def decode(read: _Read) -> _Read:
