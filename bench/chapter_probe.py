@@ -4,7 +4,8 @@ Started by :class:`bench.protocol.Probe` as ``python -m bench.chapter_probe
 ROOT --workers N --batch-size B --height H --width W``. The hello reports the
 load times of the train and val datasets (``load_data_voc`` builds both); the
 ``epoch`` command iterates the train loader once, as the chapter's training
-loop does, and reports when each batch was ready. MXNet computes
+loop does (``max_batches``, optional: stop after that many), and reports when
+each batch was ready. MXNet computes
 asynchronously, so every timing waits for the arrays to be computed.
 """
 
@@ -66,8 +67,10 @@ class ChapterPipeline:
             "loader_s": now() - loaded_val,
         }
 
-    def epoch(self, _command: Message) -> Message:
-        """One pass over the train loader; when each batch was in hand."""
+    def epoch(self, command: Message) -> Message:
+        """One pass over the train loader (its first ``max_batches`` batches, when given
+        and not 0); when each batch was in hand."""
+        limit = int(command.get("max_batches", 0))
         stamps: list[float] = []
         samples = 0
         started = now()
@@ -76,6 +79,8 @@ class ChapterPipeline:
             labels.wait_to_read()
             stamps.append(now())
             samples += int(features.shape[0])
+            if len(stamps) == limit:
+                break
         return {"samples": samples, "stamps": stamps_since(started, stamps)}
 
 
