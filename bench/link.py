@@ -16,12 +16,12 @@ On a VOC-layout set of natural photographs (:mod:`bench.natural`), side by side:
 First over loopback (servers on 127.0.0.1), then with the servers in a
 namespace of their own behind a veth pair shaped to each rate
 (:mod:`bench.netns`). Per link the configurations run one epoch per round in
-rotating order; an epoch is the preset's ``link_batches`` batches on emulated
-links and ``link_loopback_batches`` on loopback (when 0, each pipeline's whole
-epoch), the same for every pipeline of a link, the chapter's included. Each
-epoch records the CPU seconds of the serving processes (segserve or nginx) and
-of the trainer's (its probe and the probe's children: DataLoader workers,
-curl), and on emulated links the bytes the trainer's end received.
+rotating order; an epoch is the preset's ``link_batches`` batches (when 0,
+each pipeline's whole epoch), the same for every pipeline, the chapter's
+included. Each epoch records the CPU seconds of the serving processes
+(segserve or nginx) and of the trainer's (its probe and the probe's children:
+DataLoader workers, curl), and on emulated links the bytes the trainer's end
+received.
 """
 
 from __future__ import annotations
@@ -95,11 +95,6 @@ def _epoch_with_costs(config: LinkConfig, link: Link, round_: int) -> None:
     series.wire_bytes.append(link.trainer_rx_bytes() - received)
 
 
-def epoch_batches(preset: Preset, link: Link) -> int:
-    """Batches per epoch on ``link`` (0: the whole epoch)."""
-    return preset.link_loopback_batches if link is LOOPBACK else preset.link_batches
-
-
 def run_link_rounds(configs: list[LinkConfig], link: Link, rounds: int) -> None:
     """``rounds`` epochs of every configuration, the order rotating by one each round."""
     for round_ in range(rounds):
@@ -122,8 +117,7 @@ def segserve_configs(
             body = int(trainers.client.call("body_bytes", **fields)["bytes"])
             series = LinkSeries(link.name, "segserve", mode, encoding, server.workers)
             series.body_bytes = body / preset.batch_size
-            limit = epoch_batches(preset, link)
-            run = partial(_segserve_epoch, trainers.client, fields, limit)
+            run = partial(_segserve_epoch, trainers.client, fields, preset.link_batches)
             configs.append(LinkConfig(series, run, server.process.pid, trainers.client.pid))
     return configs
 
@@ -140,7 +134,7 @@ def webdataset_configs(
     for workers, probe in trainers.webdataset.items():
         series = LinkSeries(link.name, "webdataset", "", "", workers)
         series.body_bytes = shards.nbytes / max(1, shards.samples)
-        fields = {"urls": shards.urls(nginx.url), "max_batches": epoch_batches(preset, link)}
+        fields = {"urls": shards.urls(nginx.url), "max_batches": preset.link_batches}
         run = partial(_webdataset_epoch, probe, fields)
         configs.append(LinkConfig(series, run, nginx.process.pid, probe.pid))
     return configs
@@ -227,7 +221,7 @@ def measure_place(
             configs = segserve_configs(trainers, server, link, preset)
             configs += webdataset_configs(trainers, nginx, shards, link, preset)
             if link is LOOPBACK:
-                configs += chapter_config(trainers, epoch_batches(preset, link))
+                configs += chapter_config(trainers, preset.link_batches)
             run_link_rounds(configs, link, preset.link_rounds)
             run.series += [config.series for config in configs]
         trainers.client.call("close")
@@ -248,7 +242,6 @@ def measure_link(space: Workspace, preset: Preset) -> LinkRun:
     root = ensure_natural(space.data, train=preset.link_train, val=preset.link_val)
     run.dataset = root.name
     run.batches_per_epoch = preset.link_batches
-    run.loopback_batches_per_epoch = preset.link_loopback_batches
     shards = write_shards(root, "train", space.data / f"shards-{root.name}")
     cache = space.fresh_cache("link")
     wds = webdataset_missing()

@@ -150,19 +150,6 @@ def choices(run: LinkRun) -> list[str]:
     return lines
 
 
-def _epoch_length(run: LinkRun) -> str:
-    """How many batches an epoch was, per link (the same for every pipeline of a link)."""
-    emulated = run.batches_per_epoch or "all"
-    loopback = run.loopback_batches_per_epoch
-    if loopback is None or loopback == run.batches_per_epoch:
-        return f"an epoch of {emulated} batches per configuration per round"
-    return (
-        f"an epoch of {loopback or 'all'} batches on loopback and {emulated} on the emulated "
-        "links per configuration per round (as many for every pipeline of a link, the "
-        "chapter's included)"
-    )
-
-
 def link_section(run: LinkRun) -> list[str]:
     """The link phase's tables (or why it did not run)."""
     lines = ["", "## Over links: segserve's encodings against WebDataset", ""]
@@ -177,7 +164,7 @@ def link_section(run: LinkRun) -> list[str]:
         f"ratios within this phase compare. Data: `{run.dataset}`, natural photographs "
         "(`bench/natural.py`: VOC sizes, about 100 KB and 4.6 bits per pixel per JPEG). "
         f"Crop 320 x 480, batch 64, train split, {rounds} round(s) in rotating order per link, "
-        f"{_epoch_length(run)}; "
+        f"an epoch of {run.batches_per_epoch or 'all'} batches per configuration per round; "
         "samples/s are medians over the rounds, from asking for the first batch to holding "
         "the last (WebDataset's include starting its DataLoader workers). Servers: one "
         "`segserve serve` process "

@@ -17,10 +17,10 @@ class Preset:
     ``growth_*``: the base dataset of the growth check (``growth_factor`` times
     it is the large one) and how many batches each size is timed on.
     ``link_*``: the link phase (:mod:`bench.link`): its natural-photograph data
-    set, the emulated link rates (bits/s), rounds, batches per epoch on the
-    emulated links and on loopback (0: the whole epoch; on loopback a short
-    epoch would be over in a few tenths of a second, its first batch a
-    quarter of it), segserve's delivery modes (and the links on which the epoch
+    set, the emulated link rates (bits/s), rounds, batches per epoch (0: the
+    whole epoch, as a trainer runs it: a shorter one weighs each pipeline's
+    first batch more than training does, the more so the faster the
+    pipeline), segserve's delivery modes (and the links on which the epoch
     stream is measured as well), WebDataset's DataLoader workers and whether
     the chapter's pipeline runs alongside.
     ``trainer_*``: the many-trainers phase (:mod:`bench.trainers`): how many
@@ -48,8 +48,7 @@ class Preset:
     link_val: int = 1449
     link_rates: tuple[int, ...] = (10**9, 10**10)
     link_rounds: int = 3
-    link_batches: int = 12
-    link_loopback_batches: int = 0
+    link_batches: int = 0
     link_modes: tuple[str, ...] = ("gluon-uint8", "uint8")
     link_stream_links: tuple[str, ...] = ("loopback",)
     link_wds_workers: tuple[int, ...] = (0, 2)
@@ -98,7 +97,6 @@ PRESETS: Final[dict[str, Preset]] = {
         link_rates=(10**9,),
         link_rounds=1,
         link_batches=2,
-        link_loopback_batches=2,
         link_modes=("gluon-uint8",),
         link_stream_links=(),
         link_wds_workers=(2,),

@@ -135,7 +135,6 @@ class LinkRun:
     load_after: list[float] = field(default_factory=list)
     dataset: str = ""
     batches_per_epoch: int = 0
-    loopback_batches_per_epoch: int | None = None  # None: as on the other links (older runs)
     links: list[LinkInfo] = field(default_factory=list)
     series: list[LinkSeries] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
