@@ -95,8 +95,18 @@ def _epoch_with_costs(config: LinkConfig, link: Link, round_: int) -> None:
     series.wire_bytes.append(link.trainer_rx_bytes() - received)
 
 
-def run_link_rounds(configs: list[LinkConfig], link: Link, rounds: int) -> None:
-    """``rounds`` epochs of every configuration, the order rotating by one each round."""
+def run_link_rounds(
+    configs: list[LinkConfig], link: Link, rounds: int, warm_up: bool = False
+) -> None:
+    """``rounds`` epochs of every configuration, the order rotating by one each round;
+    with ``warm_up``, first one epoch of each that is not counted (epoch ``rounds``, asked
+    for by no round): a trainer process's first epoch of a mode also pays for its first
+    imports, connections and allocations, which the start-up phase measures, and with
+    3 rounds a cold one would decide the median."""
+    if warm_up:
+        for config in configs:
+            say(f"link {link.name}, warm-up: {config.series.key}")
+            config.run(rounds)
     for round_ in range(rounds):
         shift = round_ % len(configs)
         for config in configs[shift:] + configs[:shift]:
@@ -222,7 +232,7 @@ def measure_place(
             configs += webdataset_configs(trainers, nginx, shards, link, preset)
             if link is LOOPBACK:
                 configs += chapter_config(trainers, preset.link_batches)
-            run_link_rounds(configs, link, preset.link_rounds)
+            run_link_rounds(configs, link, preset.link_rounds, preset.link_warm_up)
             run.series += [config.series for config in configs]
         trainers.client.call("close")
 
@@ -242,6 +252,7 @@ def measure_link(space: Workspace, preset: Preset) -> LinkRun:
     root = ensure_natural(space.data, train=preset.link_train, val=preset.link_val)
     run.dataset = root.name
     run.batches_per_epoch = preset.link_batches
+    run.warm_up = preset.link_warm_up
     shards = write_shards(root, "train", space.data / f"shards-{root.name}")
     cache = space.fresh_cache("link")
     wds = webdataset_missing()

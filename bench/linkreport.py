@@ -158,13 +158,15 @@ def link_section(run: LinkRun) -> list[str]:
     load = ", ".join(f"{x:.1f}" for x in run.load_before)
     after = ", ".join(f"{x:.1f}" for x in run.load_after)
     rounds = max(len(s.epochs) for s in run.series)
+    warm_up = " after an uncounted warm-up epoch of each configuration" if run.warm_up else ""
     lines += [
         f"Run of {run.started}, {run.wall_seconds / 60:.1f} min; {run.status}. Load average "
         f"(1, 5, 15 min) {load} before and {after} after: the machine was shared, so only "
         f"ratios within this phase compare. Data: `{run.dataset}`, natural photographs "
         "(`bench/natural.py`: VOC sizes, about 100 KB and 4.6 bits per pixel per JPEG). "
-        f"Crop 320 x 480, batch 64, train split, {rounds} round(s) in rotating order per link, "
-        f"an epoch of {run.batches_per_epoch or 'all'} batches per configuration per round; "
+        f"Crop 320 x 480, batch 64, train split, {rounds} round(s) in rotating order per link"
+        f"{warm_up}, an epoch of {run.batches_per_epoch or 'all'} batches per configuration "
+        "per round; "
         "samples/s are medians over the rounds, from asking for the first batch to holding "
         "the last (WebDataset's include starting its DataLoader workers). Servers: one "
         "`segserve serve` process "

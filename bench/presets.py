@@ -17,7 +17,8 @@ class Preset:
     ``growth_*``: the base dataset of the growth check (``growth_factor`` times
     it is the large one) and how many batches each size is timed on.
     ``link_*``: the link phase (:mod:`bench.link`): its natural-photograph data
-    set, the emulated link rates (bits/s), rounds, batches per epoch (0: the
+    set, the emulated link rates (bits/s), rounds (after an uncounted warm-up
+    epoch of each configuration, when ``link_warm_up``), batches per epoch (0: the
     whole epoch, as a trainer runs it: a shorter one weighs each pipeline's
     first batch more than training does, the more so the faster the
     pipeline), segserve's delivery modes (and the links on which the epoch
@@ -48,6 +49,7 @@ class Preset:
     link_val: int = 1449
     link_rates: tuple[int, ...] = (10**9, 10**10)
     link_rounds: int = 3
+    link_warm_up: bool = True
     link_batches: int = 0
     link_modes: tuple[str, ...] = ("gluon-uint8", "uint8")
     link_stream_links: tuple[str, ...] = ("loopback",)
@@ -96,6 +98,7 @@ PRESETS: Final[dict[str, Preset]] = {
         link_val=8,
         link_rates=(10**9,),
         link_rounds=1,
+        link_warm_up=False,
         link_batches=2,
         link_modes=("gluon-uint8",),
         link_stream_links=(),

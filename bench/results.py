@@ -135,6 +135,7 @@ class LinkRun:
     load_after: list[float] = field(default_factory=list)
     dataset: str = ""
     batches_per_epoch: int = 0
+    warm_up: bool = False  # an uncounted epoch of each configuration first
     links: list[LinkInfo] = field(default_factory=list)
     series: list[LinkSeries] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

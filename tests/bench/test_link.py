@@ -16,8 +16,10 @@ from segserve_client.protocol.normalize import normalize_sample
 from bench import netns
 from bench.__main__ import parse
 from bench.chapter_probe import ChapterPipeline
+from bench.link import LinkConfig, run_link_rounds
 from bench.linkreport import choices, link_section, link_verdicts
 from bench.natural import missing_reason, write_natural
+from bench.netns import LOOPBACK
 from bench.nginx import find_nginx, static_config
 from bench.results import Environment, LinkInfo, LinkRun, LinkSeries, Results
 from bench.run import PHASES
@@ -242,6 +244,23 @@ def test_the_report_says_how_long_an_epoch_was() -> None:
     assert "an epoch of all batches per configuration" in "\n".join(link_section(run))
     run.batches_per_epoch = 12
     assert "an epoch of 12 batches per configuration" in "\n".join(link_section(run))
+    assert "warm-up" not in "\n".join(link_section(run))
+    run.warm_up = True
+    assert "per link after an uncounted warm-up epoch of each" in "\n".join(link_section(run))
+
+
+def test_a_warm_up_epoch_is_run_and_not_counted() -> None:
+    asked: list[int] = []
+
+    def epoch(number: int) -> dict[str, object]:
+        asked.append(number)
+        return {"samples": 64, "stamps": [0.1]}
+
+    series = LinkSeries("loopback", "segserve", "uint8", "raw", 1)
+    config = LinkConfig(series, epoch, None, os.getpid())
+    run_link_rounds([config], LOOPBACK, 2, warm_up=True)
+    assert asked == [2, 0, 1]  # the warm-up asks for an epoch that no round asks for
+    assert len(series.epochs) == 2
 
 
 def test_the_chapter_probe_stops_after_max_batches() -> None:
