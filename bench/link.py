@@ -15,10 +15,11 @@ On a VOC-layout set of natural photographs (:mod:`bench.natural`), side by side:
 
 First over loopback (servers on 127.0.0.1), then with the servers in a
 namespace of their own behind a veth pair shaped to each rate
-(:mod:`bench.netns`). Per link the configurations run one epoch per round in
-rotating order; an epoch is the preset's ``link_batches`` batches (when 0,
-each pipeline's whole epoch), the same for every pipeline, the chapter's
-included. Each epoch records the CPU seconds of the serving processes
+(:mod:`bench.netns`). Per link the configurations run once per round in
+rotating order: epochs of the preset's ``link_batches`` batches (when 0, each
+pipeline's whole epoch; the same for every pipeline, the chapter's included),
+one after the other until ``min_seconds`` have passed. Each round records the
+CPU seconds of the serving processes
 (segserve or nginx) and of the trainer's (its probe and the probe's children:
 DataLoader workers, curl), and on emulated links the bytes the trainer's end
 received.
@@ -46,7 +47,7 @@ from bench.protocol import Message, Probe, ProbeError
 from bench.results import LinkInfo, LinkRun, LinkSeries
 from bench.server import Server, ServerError
 from bench.shards import Shards, write_shards
-from bench.stats import Epoch
+from bench.stats import Epoch, measure_epochs
 from bench.throughput import READY_TIMEOUT
 from bench.workspace import BenchError, Workspace, say
 
@@ -82,36 +83,54 @@ class Trainers:
     chapter: Probe | None
 
 
-def _epoch_with_costs(config: LinkConfig, link: Link, round_: int) -> None:
-    """One epoch of ``config``, with the CPU and the bytes it took."""
+def _epoch_with_costs(
+    config: LinkConfig, link: Link, numbers: Callable[[int], int], min_seconds: float
+) -> None:
+    """Epochs ``numbers(0)``, ``numbers(1)``, ... of ``config`` for at least ``min_seconds``
+    (one pass, :func:`bench.stats.measure_epochs`), with the CPU and the bytes they took."""
     serving = config.serving_pid
     before = (tree_cpu_seconds(serving) if serving else 0.0, tree_cpu_seconds(config.trainer_pid))
     received = link.trainer_rx_bytes()
-    answer = config.run(round_)
     series = config.series
-    series.epochs.append(Epoch(int(answer["samples"]), [float(s) for s in answer["stamps"]]))
+    series.epochs.append(measure_epochs(partial(_timed, config), numbers, min_seconds))
     series.server_cpu.append((tree_cpu_seconds(serving) if serving else 0.0) - before[0])
     series.client_cpu.append(tree_cpu_seconds(config.trainer_pid) - before[1])
     series.wire_bytes.append(link.trainer_rx_bytes() - received)
 
 
+def _timed(config: LinkConfig, number: int) -> Epoch:
+    answer = config.run(number)
+    return Epoch(int(answer["samples"]), [float(s) for s in answer["stamps"]])
+
+
 def run_link_rounds(
-    configs: list[LinkConfig], link: Link, rounds: int, warm_up: bool = False
+    configs: list[LinkConfig],
+    link: Link,
+    rounds: int,
+    warm_up: bool = False,
+    min_seconds: float = 0.0,
 ) -> None:
-    """``rounds`` epochs of every configuration, the order rotating by one each round;
-    with ``warm_up``, first one epoch of each that is not counted (epoch ``rounds``, asked
-    for by no round): a trainer process's first epoch of a mode also pays for its first
-    imports, connections and allocations, which the start-up phase measures, and with
-    3 rounds a cold one would decide the median."""
+    """``rounds`` passes of every configuration (epochs for at least ``min_seconds``
+    each), the order rotating by one each round; with ``warm_up``, first one epoch of
+    each that is not counted (epoch 0; the rounds ask for 1, 2, ...): a trainer
+    process's first epoch of a mode also pays for its first imports, connections and
+    allocations, which the start-up phase measures, and with 3 rounds a cold one
+    would decide the median."""
     if warm_up:
         for config in configs:
             say(f"link {link.name}, warm-up: {config.series.key}")
-            config.run(rounds)
+            config.run(0)
     for round_ in range(rounds):
         shift = round_ % len(configs)
         for config in configs[shift:] + configs[:shift]:
             say(f"link {link.name}, round {round_ + 1}/{rounds}: {config.series.key}")
-            _epoch_with_costs(config, link, round_)
+            numbers = partial(_epoch_number, round_, rounds)
+            _epoch_with_costs(config, link, numbers, min_seconds)
+
+
+def _epoch_number(round_: int, rounds: int, repeat: int) -> int:
+    """Epoch ``1 + round_ + rounds * repeat``: no pass asks for another's, nor the warm-up's."""
+    return 1 + round_ + rounds * repeat
 
 
 def segserve_configs(
@@ -232,7 +251,8 @@ def measure_place(
             configs += webdataset_configs(trainers, nginx, shards, link, preset)
             if link is LOOPBACK:
                 configs += chapter_config(trainers, preset.link_batches)
-            run_link_rounds(configs, link, preset.link_rounds, preset.link_warm_up)
+            rounds, warm_up = preset.link_rounds, preset.link_warm_up
+            run_link_rounds(configs, link, rounds, warm_up, preset.min_seconds)
             run.series += [config.series for config in configs]
         trainers.client.call("close")
 
@@ -253,6 +273,7 @@ def measure_link(space: Workspace, preset: Preset) -> LinkRun:
     run.dataset = root.name
     run.batches_per_epoch = preset.link_batches
     run.warm_up = preset.link_warm_up
+    run.min_seconds = preset.min_seconds
     shards = write_shards(root, "train", space.data / f"shards-{root.name}")
     cache = space.fresh_cache("link")
     wds = webdataset_missing()

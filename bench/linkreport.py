@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from bench.results import LinkRun, LinkSeries
-from bench.stats import median
+from bench.stats import median, passes
 from bench.targets import Verdict
 
 LINK_TITLES = {"loopback": "loopback", "1gbit": "1 Gbit/s", "10gbit": "10 Gbit/s"}
@@ -165,8 +165,8 @@ def link_section(run: LinkRun) -> list[str]:
         f"ratios within this phase compare. Data: `{run.dataset}`, natural photographs "
         "(`bench/natural.py`: VOC sizes, about 100 KB and 4.6 bits per pixel per JPEG). "
         f"Crop 320 x 480, batch 64, train split, {rounds} round(s) in rotating order per link"
-        f"{warm_up}, an epoch of {run.batches_per_epoch or 'all'} batches per configuration "
-        "per round; "
+        f"{warm_up}, an epoch of {run.batches_per_epoch or 'all'} batches. "
+        f"{passes(run.min_seconds)}; "
         "samples/s are medians over the rounds, from asking for the first batch to holding "
         "the last (WebDataset's include starting its DataLoader workers). Servers: one "
         "`segserve serve` process "

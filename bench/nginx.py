@@ -7,8 +7,9 @@ one lists the first replica, the other both. Only what cannot apply here is
 changed: the upstream's server lines (one per replica, on loopback ports), the
 listen address, the pid, log and temp paths (into the run's work folder), and
 ``access_log off``. The client is also given both replicas' URLs directly, for
-comparison. Every configuration runs one epoch per round, the rounds
-interleaving them as in :mod:`bench.throughput`.
+comparison. Every configuration runs once per round (whole epochs for at
+least the preset's ``min_seconds``), the rounds interleaving them as in
+:mod:`bench.throughput`.
 
 Without an nginx binary the phase records why it measured nothing; it never
 fails the run for that.
@@ -225,7 +226,7 @@ def measure_nginx(
                 delivery_config(client, urls, mode, preset, kind=kind, workers=1)
                 for kind, urls in places
             ]
-        run_rounds(configs, preset.rounds)
+        run_rounds(configs, preset.rounds, preset.min_seconds)
         client.call("close")
     say(f"nginx: phase done in {time.perf_counter() - started:.0f} s")
     return NginxRun(

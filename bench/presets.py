@@ -10,8 +10,10 @@ from typing import Final
 class Preset:
     """The sizes and repeat counts of one benchmark run.
 
-    ``rounds``: each throughput configuration runs one epoch per round, rounds
-    interleave the configurations so drifting machine load hits them alike.
+    ``rounds``: each throughput configuration runs once per round, rounds
+    interleave the configurations so drifting machine load hits them alike;
+    ``min_seconds``: once is whole epochs until that many seconds have passed
+    (throughput, nginx and link phases).
     ``nginx_modes``: the client modes measured through nginx (:mod:`bench.nginx`).
     ``scaleout_*``: replica counts and client modes of :mod:`bench.scaleout`.
     ``growth_*``: the base dataset of the growth check (``growth_factor`` times
@@ -42,6 +44,7 @@ class Preset:
     height: int = 320
     width: int = 480
     seed: int = 0
+    min_seconds: float = 2.0
     chapter_workers: tuple[int, ...] = (0, 2)
     server_workers: tuple[int, ...] = (1, 2)
     nginx_modes: tuple[str, ...] = ("uint8", "gluon-uint8")
@@ -88,6 +91,7 @@ PRESETS: Final[dict[str, Preset]] = {
         train=224,
         val=32,
         rounds=2,
+        min_seconds=0.0,
         warm_starts=2,
         cold_builds=1,
         growth_train=88,

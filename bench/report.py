@@ -9,7 +9,7 @@ from pathlib import Path
 from bench.linkreport import link_section
 from bench.memory import ProcessMemory
 from bench.results import Results
-from bench.stats import Series, median, percentile
+from bench.stats import Series, median, passes, percentile
 from bench.targets import MB, chapter_rate, growth_ratio, verdicts, worker_pss
 
 DELIVERS = {
@@ -97,10 +97,11 @@ def throughput_section(results: Results) -> list[str]:
         "",
         "## Throughput",
         "",
-        f"One epoch per configuration per round, {rounds} rounds in rotating order; samples/s "
-        "and MB/s are medians over the rounds, from asking for the first batch to holding "
-        "the last. p50 / p99 are over the times between consecutive batches of all rounds "
-        f"(first batches excluded: {base.batches} intervals for the chapter). Ratios in "
+        f"{passes(results.environment.min_seconds)}; {rounds} rounds in rotating order; "
+        "samples/s and MB/s are medians over the rounds, from asking for the first batch to "
+        "holding the last. p50 / p99 are over the times between consecutive batches of all "
+        f"rounds (a round's first batch excluded: {base.batches} intervals for the "
+        "chapter). Ratios in "
         "brackets are against the chapter with 0 workers. The chapter's batches are ready "
         "when MXNet has computed them (`wait_to_read`); segserve's when the client hands "
         "them over; a uint8 batch is released when the next is asked for, as by a trainer "
@@ -152,7 +153,8 @@ def nginx_section(results: Results) -> list[str]:
         "folder, and `access_log off`. One nginx lists the first replica, another both; the "
         "third configuration gives segserve's client both replicas' URLs, over which it "
         "spreads its prefetched requests. The client, nginx and the replicas share the "
-        f"machine's {results.environment.cpus} CPUs. One epoch per configuration per round, "
+        f"machine's {results.environment.cpus} CPUs. "
+        f"{passes(results.environment.min_seconds)}; "
         f"{len(run.series[0].epochs)} rounds in rotating order, after the throughput phase; "
         "figures as in the throughput table, ratios in brackets against the chapter with "
         "0 workers. *vs 1 replica alone*: against the same mode from the 1-worker server "

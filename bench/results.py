@@ -26,6 +26,7 @@ class Environment:
     load_before: list[float] = field(default_factory=list)
     load_after: list[float] = field(default_factory=list)
     wall_seconds: float = 0.0
+    min_seconds: float = 0.0  # each round of a configuration: epochs for at least this long
 
 
 @dataclass
@@ -136,6 +137,7 @@ class LinkRun:
     dataset: str = ""
     batches_per_epoch: int = 0
     warm_up: bool = False  # an uncounted epoch of each configuration first
+    min_seconds: float = 0.0  # each round: whole epochs until this many seconds had passed
     links: list[LinkInfo] = field(default_factory=list)
     series: list[LinkSeries] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

@@ -66,6 +66,7 @@ def environment(preset: Preset) -> Environment:
         train_images=preset.train,
         val_images=preset.val,
         load_before=list(os.getloadavg()),
+        min_seconds=preset.min_seconds,
     )
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,42 @@ class Epoch:
     def intervals(self) -> list[float]:
         """Seconds between consecutive batches (the first batch excluded)."""
         return [b - a for a, b in zip(self.stamps, self.stamps[1:], strict=False)]
+
+
+def measure_epochs(
+    run: Callable[[int], Epoch], numbers: Callable[[int], int], min_seconds: float
+) -> Epoch:
+    """Whole epochs of ``run`` (the ``j``-th asks for epoch ``numbers(j)``), one after the
+    other until ``min_seconds`` have passed, as one timed pass.
+
+    On loopback an epoch of the fastest pipelines is over in a few tenths of a
+    second, where one scheduling hiccup moves its rate by half; a trainer runs
+    epoch after epoch. The stamps of each epoch are shifted by when it was asked
+    for, so the first batch of every epoch after the first counts as an interval
+    (the pause between epochs a trainer sees) and the rate is all samples over
+    the whole time.
+    """
+    started = time.perf_counter()
+    samples, stamps, j = 0, [], 0
+    while True:
+        offset = time.perf_counter() - started if j else 0.0
+        epoch = run(numbers(j))
+        samples += epoch.samples
+        stamps += [offset + stamp for stamp in epoch.stamps]
+        j += 1
+        if time.perf_counter() - started >= min_seconds:
+            return Epoch(samples, stamps)
+
+
+def passes(min_seconds: float) -> str:
+    """How a configuration ran in each round, for the reports."""
+    if min_seconds <= 0:
+        return "One epoch per configuration per round"
+    return (
+        f"Once per configuration per round: whole epochs, one after the other, until "
+        f"{min_seconds:g} s had passed, timed as one pass (the first batch of each epoch "
+        "after the first counts as an interval)"
+    )
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Throughput: the chapter's pipeline and segserve's deliveries, epoch by epoch, interleaved.
 
-Every configuration runs one epoch per round; the order rotates from round
-to round, so that load drifting on a shared machine falls on all of them.
+Every configuration runs once per round: whole epochs until the preset's
+``min_seconds`` have passed (:func:`bench.stats.measure_epochs`); the order
+rotates from round to round, so that load drifting on a shared machine falls on
+all of them.
 """
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from bench.presets import Preset
 from bench.protocol import Message, Probe
 from bench.server import Server
-from bench.stats import Epoch, Series
+from bench.stats import Epoch, Series, measure_epochs
 from bench.workspace import Workspace, say
 
 SEGSERVE_MODES = ("uint8", "stream", "gluon-uint8", "gluon-float32")
@@ -106,13 +109,20 @@ def start_servers(
     return servers
 
 
-def run_rounds(configs: list[Config], rounds: int) -> None:
-    """``rounds`` epochs of every configuration, the order rotating by one each round."""
+def run_rounds(configs: list[Config], rounds: int, min_seconds: float = 0.0) -> None:
+    """``rounds`` passes of every configuration, the order rotating by one each round; a
+    pass is whole epochs until ``min_seconds`` have passed (epochs ``round``,
+    ``round + rounds``, ...: no two passes ask for the same one)."""
     for round_ in range(rounds):
         shift = round_ % len(configs)
         for config in configs[shift:] + configs[:shift]:
             say(f"round {round_ + 1}/{rounds}: {config.series.key}")
-            config.series.epochs.append(config.run(round_))
+            numbers = partial(_epoch_number, round_, rounds)
+            config.series.epochs.append(measure_epochs(config.run, numbers, min_seconds))
+
+
+def _epoch_number(round_: int, rounds: int, repeat: int) -> int:
+    return round_ + rounds * repeat
 
 
 def measure_throughput(
@@ -125,6 +135,6 @@ def measure_throughput(
         configs = list(chapters)
         for server in servers:
             configs += [segserve_config(client, server, mode, preset) for mode in SEGSERVE_MODES]
-        run_rounds(configs, preset.rounds)
+        run_rounds(configs, preset.rounds, preset.min_seconds)
         client.call("close")
     return [config.series for config in configs], hellos

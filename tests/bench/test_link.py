@@ -7,6 +7,7 @@ import argparse
 import os
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from bench.results import Environment, LinkInfo, LinkRun, LinkSeries, Results
 from bench.run import PHASES
 from bench.server import free_port
 from bench.shards import write_shards
-from bench.stats import Epoch
+from bench.stats import Epoch, measure_epochs
 from bench.wds_probe import Pipeline
 
 needs_photos = pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
@@ -241,9 +242,11 @@ def test_the_epoch_stream_is_judged_against_the_loader_where_measured() -> None:
 
 def test_the_report_says_how_long_an_epoch_was() -> None:
     run = _run(jpeg=310.0)
-    assert "an epoch of all batches per configuration" in "\n".join(link_section(run))
-    run.batches_per_epoch = 12
-    assert "an epoch of 12 batches per configuration" in "\n".join(link_section(run))
+    assert "an epoch of all batches. One epoch per configuration" in "\n".join(link_section(run))
+    run.batches_per_epoch, run.min_seconds = 12, 2.0
+    text = "\n".join(link_section(run))
+    assert "an epoch of 12 batches. Once per configuration per round: whole epochs" in text
+    assert "until 2 s had passed" in text
     assert "warm-up" not in "\n".join(link_section(run))
     run.warm_up = True
     assert "per link after an uncounted warm-up epoch of each" in "\n".join(link_section(run))
@@ -259,7 +262,7 @@ def test_a_warm_up_epoch_is_run_and_not_counted() -> None:
     series = LinkSeries("loopback", "segserve", "uint8", "raw", 1)
     config = LinkConfig(series, epoch, None, os.getpid())
     run_link_rounds([config], LOOPBACK, 2, warm_up=True)
-    assert asked == [2, 0, 1]  # the warm-up asks for an epoch that no round asks for
+    assert asked == [0, 1, 2]  # the warm-up asks for an epoch that no round asks for
     assert len(series.epochs) == 2
 
 
@@ -276,3 +279,23 @@ def test_the_chapter_probe_stops_after_max_batches() -> None:
     assert pipeline.epoch({"max_batches": 2})["samples"] == 8
     assert pipeline.epoch({"max_batches": 0})["samples"] == 20
     assert len(pipeline.epoch({})["stamps"]) == 5
+
+
+def test_a_pass_repeats_whole_epochs_until_its_time_is_up() -> None:
+    asked: list[int] = []
+
+    def epoch(number: int) -> Epoch:
+        asked.append(number)
+        time.sleep(0.02)
+        return Epoch(64, [0.01, 0.02])
+
+    one = measure_epochs(epoch, lambda j: 5 + 3 * j, 0.0)
+    assert asked == [5]
+    assert one == Epoch(64, [0.01, 0.02])
+    asked.clear()
+    several = measure_epochs(epoch, lambda j: 5 + 3 * j, 0.1)
+    assert asked[:3] == [5, 8, 11]  # distinct epochs
+    assert len(asked) >= 4  # 0.1 s of them
+    assert several.samples == 64 * len(asked)
+    assert several.stamps == sorted(several.stamps)  # later epochs shifted by when asked for
+    assert several.stamps[2] >= 0.02
