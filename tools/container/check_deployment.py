@@ -243,11 +243,17 @@ class Epoch:
 
 
 def frames(response: http.client.HTTPResponse) -> Iterator[bytes]:
-    """The frames of an epoch stream; StreamBrokenError if it stops inside one."""
+    """The frames of an epoch stream; StreamBrokenError if it stops inside one, or short of
+    its Content-Length (a raw stream has one: ``http.client`` then reads b"" at a premature
+    end instead of raising, so a replica killed between two frames looks like a clean end)."""
     while True:
         try:
             head = response.read(LENGTH.size)
             if not head:
+                if response.length:  # bytes of the declared length still to come
+                    raise StreamBrokenError(
+                        f"stream ended {response.length} bytes short of its Content-Length"
+                    )
                 return
             if len(head) != LENGTH.size:
                 raise StreamBrokenError("stream ended inside a frame length")
