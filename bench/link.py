@@ -18,11 +18,11 @@ namespace of their own behind a veth pair shaped to each rate
 (:mod:`bench.netns`). Per link the configurations run once per round in
 rotating order: epochs of the preset's ``link_batches`` batches (when 0, each
 pipeline's whole epoch; the same for every pipeline, the chapter's included),
-one after the other until ``min_seconds`` have passed. Each round records the
-CPU seconds of the serving processes
-(segserve or nginx) and of the trainer's (its probe and the probe's children:
-DataLoader workers, curl), and on emulated links the bytes the trainer's end
-received.
+one after the other until ``min_seconds`` have passed, after one uncounted
+warm-up epoch of each (``link_warm_up``). Each round records the CPU seconds of
+the serving processes (segserve or nginx) and of the trainer's (its probe and
+the probe's children: DataLoader workers, curl), and on emulated links the
+bytes the trainer's end received.
 """
 
 from __future__ import annotations
