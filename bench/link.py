@@ -48,7 +48,7 @@ from bench.results import LinkInfo, LinkRun, LinkSeries
 from bench.server import Server, ServerError
 from bench.shards import Shards, write_shards
 from bench.stats import Epoch, measure_epochs
-from bench.throughput import READY_TIMEOUT
+from bench.throughput import READY_TIMEOUT, epoch_of
 from bench.workspace import BenchError, Workspace, say
 
 ENCODINGS = ("raw", "lossless", "jpeg")
@@ -84,23 +84,23 @@ class Trainers:
 
 
 def _epoch_with_costs(
-    config: LinkConfig, link: Link, numbers: Callable[[int], int], min_seconds: float
+    config: LinkConfig, link: Link, first: int, step: int, min_seconds: float
 ) -> None:
-    """Epochs ``numbers(0)``, ``numbers(1)``, ... of ``config`` for at least ``min_seconds``
+    """Epochs ``first``, ``first + step``, ... of ``config`` for at least ``min_seconds``
     (one pass, :func:`bench.stats.measure_epochs`), with the CPU and the bytes they took."""
     serving = config.serving_pid
     before = (tree_cpu_seconds(serving) if serving else 0.0, tree_cpu_seconds(config.trainer_pid))
     received = link.trainer_rx_bytes()
     series = config.series
-    series.epochs.append(measure_epochs(partial(_timed, config), numbers, min_seconds))
+    run = partial(_timed, config)
+    series.epochs.append(measure_epochs(run, first, step, min_seconds))
     series.server_cpu.append((tree_cpu_seconds(serving) if serving else 0.0) - before[0])
     series.client_cpu.append(tree_cpu_seconds(config.trainer_pid) - before[1])
     series.wire_bytes.append(link.trainer_rx_bytes() - received)
 
 
 def _timed(config: LinkConfig, number: int) -> Epoch:
-    answer = config.run(number)
-    return Epoch(int(answer["samples"]), [float(s) for s in answer["stamps"]])
+    return epoch_of(config.run(number))
 
 
 def run_link_rounds(
@@ -124,13 +124,8 @@ def run_link_rounds(
         shift = round_ % len(configs)
         for config in configs[shift:] + configs[:shift]:
             say(f"link {link.name}, round {round_ + 1}/{rounds}: {config.series.key}")
-            numbers = partial(_epoch_number, round_, rounds)
-            _epoch_with_costs(config, link, numbers, min_seconds)
-
-
-def _epoch_number(round_: int, rounds: int, repeat: int) -> int:
-    """Epoch ``1 + round_ + rounds * repeat``: no pass asks for another's, nor the warm-up's."""
-    return 1 + round_ + rounds * repeat
+            # epochs 1 + round_, 1 + round_ + rounds, ...: none another pass's or the warm-up's
+            _epoch_with_costs(config, link, 1 + round_, rounds, min_seconds)
 
 
 def segserve_configs(

@@ -48,11 +48,9 @@ class Epoch:
         return [b - a for a, b in zip(self.stamps, self.stamps[1:], strict=False)]
 
 
-def measure_epochs(
-    run: Callable[[int], Epoch], numbers: Callable[[int], int], min_seconds: float
-) -> Epoch:
-    """Whole epochs of ``run`` (the ``j``-th asks for epoch ``numbers(j)``), one after the
-    other until ``min_seconds`` have passed, as one timed pass.
+def measure_epochs(run: Callable[[int], Epoch], first: int, step: int, min_seconds: float) -> Epoch:
+    """Whole epochs ``first``, ``first + step``, ... of ``run``, one after the other until
+    ``min_seconds`` have passed, as one timed pass.
 
     On loopback an epoch of the fastest pipelines is over in a few tenths of a
     second, where one scheduling hiccup moves its rate by half; a trainer runs
@@ -65,7 +63,7 @@ def measure_epochs(
     samples, stamps, j = 0, [], 0
     while True:
         offset = time.perf_counter() - started if j else 0.0
-        epoch = run(numbers(j))
+        epoch = run(first + step * j)
         samples += epoch.samples
         stamps += [offset + stamp for stamp in epoch.stamps]
         j += 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 from bench.presets import Preset
@@ -32,14 +31,15 @@ class Config:
     run: Callable[[int], Epoch]
 
 
-def _epoch(answer: Message) -> Epoch:
+def epoch_of(answer: Message) -> Epoch:
+    """The timed pass a probe's ``epoch`` command answered."""
     return Epoch(int(answer["samples"]), [float(s) for s in answer["stamps"]])
 
 
 def chapter_config(probe: Probe, workers: int) -> Config:
     """The chapter's DataLoader with ``workers`` workers, in its probe process."""
     series = Series("chapter", workers, "", [])
-    return Config(series, lambda _round: _epoch(probe.call("epoch")))
+    return Config(series, lambda _round: epoch_of(probe.call("epoch")))
 
 
 def delivery_config(
@@ -59,7 +59,7 @@ def delivery_config(
     series = Series(kind, workers, mode, [], batch_bytes=nbytes)
 
     def run(round_: int) -> Epoch:
-        return _epoch(client.call("epoch", epoch=round_, **fields))
+        return epoch_of(client.call("epoch", epoch=round_, **fields))
 
     return Config(series, run)
 
@@ -117,12 +117,8 @@ def run_rounds(configs: list[Config], rounds: int, min_seconds: float = 0.0) -> 
         shift = round_ % len(configs)
         for config in configs[shift:] + configs[:shift]:
             say(f"round {round_ + 1}/{rounds}: {config.series.key}")
-            numbers = partial(_epoch_number, round_, rounds)
-            config.series.epochs.append(measure_epochs(config.run, numbers, min_seconds))
-
-
-def _epoch_number(round_: int, rounds: int, repeat: int) -> int:
-    return round_ + rounds * repeat
+            pass_ = measure_epochs(config.run, round_, rounds, min_seconds)
+            config.series.epochs.append(pass_)
 
 
 def measure_throughput(

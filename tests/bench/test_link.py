@@ -289,11 +289,11 @@ def test_a_pass_repeats_whole_epochs_until_its_time_is_up() -> None:
         time.sleep(0.02)
         return Epoch(64, [0.01, 0.02])
 
-    one = measure_epochs(epoch, lambda j: 5 + 3 * j, 0.0)
+    one = measure_epochs(epoch, 5, 3, 0.0)
     assert asked == [5]
     assert one == Epoch(64, [0.01, 0.02])
     asked.clear()
-    several = measure_epochs(epoch, lambda j: 5 + 3 * j, 0.1)
+    several = measure_epochs(epoch, 5, 3, 0.1)
     assert asked[:3] == [5, 8, 11]  # distinct epochs
     assert len(asked) >= 4  # 0.1 s of them
     assert several.samples == 64 * len(asked)
