@@ -18,6 +18,7 @@ from app.problems import drop_status, install_problem_handlers, move_problems_to
 from app.queries import document_limits
 from app.routes import batches, crops, dataset, health, samples, stats
 from app.state import DatasetLoader, Services
+from app.worker import WorkerHeaderMiddleware
 from service.config import Settings
 
 DESCRIPTION = """
@@ -70,6 +71,7 @@ def create_app_with_config(settings: Settings) -> FastAPI:
     app.state.services = services
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)
+    app.add_middleware(WorkerHeaderMiddleware, workers=settings.workers)
     app.include_router(health.router)
     # The bearer scheme only when there is a token: the OpenAPI document then declares it.
     guards = [Depends(require_token)] if settings.api_token is not None else []

@@ -38,6 +38,15 @@ def test_healthz_and_readyz(client: TestClient) -> None:
     assert client.get("/readyz").status_code == 200
 
 
+def test_every_response_names_its_worker(client: TestClient) -> None:
+    answers = [client.get(path) for path in ("/healthz", "/v1/classes", "/v1/splits/nope")]
+    assert answers[2].status_code == 404
+    workers = {answer.headers["Segserve-Worker"] for answer in answers}
+    assert len(workers) == 1  # one process: one id, eight hex digits
+    assert int(workers.pop(), 16) >= 0
+    assert {answer.headers["Segserve-Workers"] for answer in answers} == {"1"}
+
+
 def test_dataset_lists_splits_and_the_excluded_file(client: TestClient, voc_root: Path) -> None:
     body = client.get("/v1/dataset").json()
     assert body["num_classes"] == 21

@@ -145,3 +145,29 @@ def test_workers_stop_when_the_parent_is_killed(
     finally:
         for pidfd in workers.values():
             os.close(pidfd)
+
+
+def worker_of(port: int) -> tuple[str | None, str | None]:
+    """``Segserve-Worker`` and ``Segserve-Workers`` of ``/healthz`` on a new connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/healthz")
+        response = conn.getresponse()
+        response.read()
+        return response.getheader("Segserve-Worker"), response.getheader("Segserve-Workers")
+    finally:
+        conn.close()
+
+
+def test_each_worker_names_itself(two_workers: tuple[subprocess.Popen[bytes], int]) -> None:
+    _, port = two_workers
+    seen = set()
+    for _ in range(60):  # each new connection goes to one worker or the other
+        worker, count = worker_of(port)
+        assert count == "2"
+        assert worker is not None
+        assert len(worker) == 8
+        seen.add(worker)
+        if len(seen) == 2:
+            break
+    assert len(seen) == 2

@@ -117,13 +117,18 @@ class Session:
         return self.retry.call(self.replicas, attempt, hint=hint, url=target)
 
     @contextmanager
-    def response(self, replica: int, target: str) -> Iterator[Response]:
+    def response(
+        self, replica: int, target: str, avoid: frozenset[str] = frozenset()
+    ) -> Iterator[Response]:
         """One attempt: the 2xx response of replica ``replica`` to ``GET target``, body unread.
 
-        An error status raises its :class:`~segserve_client.errors.ServerError`.
-        The connection goes back to the pool when the body was read to the end.
+        ``avoid``: server worker processes (``Segserve-Worker`` ids) to keep
+        the request away from when the replica has others. An error status
+        raises its :class:`~segserve_client.errors.ServerError`. The
+        connection goes back to the pool when the body was read to the end.
         """
-        conn = request(self._connections, self.replicas.replicas[replica], target, self._headers)
+        replica_ = self.replicas.replicas[replica]
+        conn = request(self._connections, replica_, target, self._headers, avoid)
         with conn as response:
             if response.status >= 400:
                 raise error_of(response)

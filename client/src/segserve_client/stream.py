@@ -26,7 +26,7 @@ from segserve_client.errors import ClientClosedError, ProtocolError, TransportEr
 from segserve_client.loader import prefetched
 from segserve_client.protocol import wire
 from segserve_client.session import Session, query_string
-from segserve_client.transport import FAILURES
+from segserve_client.transport import FAILURES, WORKER_HEADER
 
 Frame = tuple[Bytes, BatchLease]  # a frame's body and the lease of its memory
 
@@ -34,12 +34,21 @@ Frame = tuple[Bytes, BatchLease]  # a frame's body and the lease of its memory
 class _Resumable:
     """One epoch stream, reopened at ``start`` whenever the open one fails."""
 
-    def __init__(self, session: Session, path: str, query: Mapping[str, str], batches: range):
+    def __init__(
+        self,
+        session: Session,
+        path: str,
+        query: Mapping[str, str],
+        batches: range,
+        siblings: list[_Resumable] | None = None,
+    ):
         self.session = session
         self.path = path
         self.query = dict(query)
         self.rest = batches  # the batch numbers not yet delivered
+        self.siblings = siblings if siblings is not None else []  # the epoch's streams
         self.replica: int | None = None
+        self.worker: str | None = None  # the server worker process sending it
         self._frames: Iterator[Bytes] | None = None
         self._lease: BatchLease | None = None  # of the frame being read
         self._url = ""
@@ -54,9 +63,13 @@ class _Resumable:
         """The next frame and its lease, read from ``replica`` (opening the stream when needed)."""
         if self.replica != replica:
             self.close()
-            response = self._stack.enter_context(self.session.response(replica, self.target()))
+            avoid = self._siblings_workers(replica)
+            response = self._stack.enter_context(
+                self.session.response(replica, self.target(), avoid)
+            )
             frames = wire.iter_frames_into(response.raw.readinto, self._acquire)
             self.replica, self._frames = replica, frames
+            self.worker = response.header(WORKER_HEADER)
             self._url = response.url
         try:
             frame = self._read_frame()
@@ -68,6 +81,14 @@ class _Resumable:
         assert self._lease is not None  # the frame was read into it
         self.rest, lease, self._lease = self.rest[1:], self._lease, None
         return frame, lease
+
+    def _siblings_workers(self, replica: int) -> frozenset[str]:
+        """The worker processes of ``replica`` that send the epoch's other open streams."""
+        return frozenset(
+            part.worker
+            for part in self.siblings
+            if part is not self and part.replica == replica and part.worker is not None
+        )
 
     def _acquire(self, nbytes: int) -> Bytes:
         """Leased bytes for the next frame (each frame is a batch with a lease of its own)."""
@@ -94,8 +115,9 @@ class _Resumable:
             raise ProtocolError(f"{self._url}: {error}") from None
 
     def close(self) -> None:
-        """Close the open stream, if any (its connection is not reused)."""
-        self.replica, self._frames = None, None
+        """Close the open stream, if any (its connection is reused only if it was read to
+        the end)."""
+        self.replica, self._frames, self.worker = None, None, None
         self._stack.close()
 
 
@@ -112,8 +134,11 @@ def epoch_stream(
     ``connections`` streams are opened, stream ``i`` carrying every
     ``connections``-th batch from the ``i``-th on, so that a server with
     several worker processes (or several replicas) builds the epoch in more
-    than one of them. Each stream is read by a thread of its own, ahead of the
-    consumer (at most ``prefetch + 1`` frames in flight), and frames are
+    than one of them: on a replica, each stream goes to a worker process that
+    sends none of the others, as long as the replica has one (the
+    ``Segserve-Worker`` header; see :mod:`segserve_client.transport`). Each
+    stream is read by a thread of its own, ahead of the consumer (at most
+    ``prefetch + 1`` frames in flight), and frames are
     decoded in ``prefetch`` threads while the next ones arrive (the codecs
     release the GIL), as the :class:`~segserve_client.BatchLoader` does with
     its requests. The trainer's own work thus overlaps the transfer.
@@ -121,7 +146,8 @@ def epoch_stream(
     if connections < 1:
         raise ValueError(f"connections must be >= 1, got {connections}")
     count = max(1, min(connections, len(batches)))
-    parts = [_Resumable(session, path, query, batches[i::count]) for i in range(count)]
+    parts: list[_Resumable] = []
+    parts += [_Resumable(session, path, query, batches[i::count], parts) for i in range(count)]
     ahead = _ReadAhead(session, parts)
     try:
         for read in prefetched(ahead.decode, ahead.reads(len(batches)), prefetch):
@@ -145,8 +171,8 @@ class _ReadAhead:
         """The read of each frame, in batch order, submitted as the consumer's window asks."""
         for k in range(total):
             part = self.parts[k % len(self.parts)]
-            # each stream is opened once the one before it is sending: a server
-            # process busy with a stream is then the last to accept the next one
+            # each stream is opened once the one before it is sending, so that it
+            # knows which server worker processes to avoid (the ones already sending)
             after = self._submitted[-1].future if 0 < k < len(self.parts) else None
             read = _Read(part, self.readers[k % len(self.parts)].submit(self._next, part, after))
             self._submitted.append(read)

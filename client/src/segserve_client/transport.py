@@ -9,6 +9,14 @@ Each thread that talks to a replica checks a connection out, uses it for one
 request and puts it back, so concurrent threads get one connection each and a
 connection outlives the thread that opened it. Every failure to get a full
 answer becomes a :class:`~segserve_client.errors.TransportError`.
+
+Each connection remembers the server worker process it reached (the
+``Segserve-Worker`` header of its responses). A request can ask for a
+connection to a worker other than some (:func:`request`'s ``avoid``): an idle
+connection to another worker is taken if there is one, else new connections
+are opened and asked ``GET /healthz`` until one reaches another worker, at most
+:data:`PLACEMENT_TRIES` of them (those that reach an avoided worker stay idle
+in the pool). That is how the streams of one epoch go to different processes.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -32,6 +41,13 @@ from segserve_client.errors import ClientClosedError, TransportError
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 # What a broken connection raises while a response is read.
 FAILURES = (OSError, http.client.HTTPException)
+WORKER_HEADER: Final = "Segserve-Worker"
+WORKERS_HEADER: Final = "Segserve-Workers"
+# New connections tried to reach a worker not to be avoided; with two workers
+# each lands on the other one about half the time.
+PLACEMENT_TRIES: Final = 6
+PLACEMENT_PROBE: Final = "/healthz"
+_PROBE_BODY_LIMIT: Final = 1 << 12
 
 
 @dataclass(frozen=True)
@@ -66,12 +82,18 @@ class Connections:
         self.timeout = timeout
         self._idle: dict[Replica, list[http.client.HTTPConnection]] = {}
         self._open: set[http.client.HTTPConnection] = set()
+        self._workers: dict[http.client.HTTPConnection, str] = {}  # from its responses
+        self._counts: dict[Replica, int] = {}  # worker processes each replica says it has
         self._lock = threading.Lock()
         self._closed = False
 
-    def checkout(self, replica: Replica) -> tuple[http.client.HTTPConnection, bool]:
+    def checkout(
+        self, replica: Replica, avoid: frozenset[str] = frozenset()
+    ) -> tuple[http.client.HTTPConnection, bool]:
         """A connection to ``replica`` and whether it was used before.
 
+        The most recently used idle connection, or with ``avoid``, the most
+        recent one known to reach a worker not in ``avoid`` (else a new one).
         Idle connections the server has closed meanwhile (uvicorn closes idle
         keep-alive connections after a few seconds) are dropped here, before
         a request is sent on them.
@@ -80,21 +102,61 @@ class Connections:
             if self._closed:
                 raise ClientClosedError(f"the client is closed ({replica.url})")
             idle = self._idle.get(replica, [])
-            while idle:
-                conn = idle.pop()
+            for position in range(len(idle) - 1, -1, -1):
+                conn = idle[position]
+                worker = self._workers.get(conn)
+                if avoid and (worker is None or worker in avoid):
+                    continue
+                del idle[position]
                 if not _dropped(conn):
                     return conn, True
                 conn.close()
-                self._open.discard(conn)
-            conn = replica.connect(self.timeout)
-            self._open.add(conn)
-            return conn, False
+                self._forget(conn)
+            return self._connect(replica), False
+
+    def connect(self, replica: Replica) -> http.client.HTTPConnection:
+        """A new connection to ``replica`` (checked out)."""
+        with self._lock:
+            if self._closed:
+                raise ClientClosedError(f"the client is closed ({replica.url})")
+            return self._connect(replica)
+
+    def _connect(self, replica: Replica) -> http.client.HTTPConnection:
+        conn = replica.connect(self.timeout)
+        self._open.add(conn)
+        return conn
+
+    def _forget(self, conn: http.client.HTTPConnection) -> None:
+        self._open.discard(conn)
+        self._workers.pop(conn, None)
+
+    def learn(
+        self, replica: Replica, conn: http.client.HTTPConnection, raw: http.client.HTTPResponse
+    ) -> None:
+        """Remember the worker ``conn`` reaches and the replica's worker count, if it says."""
+        worker, count = raw.getheader(WORKER_HEADER), raw.getheader(WORKERS_HEADER)
+        with self._lock:
+            if worker:
+                self._workers[conn] = worker
+            if count is not None and count.isdigit():
+                self._counts[replica] = int(count)
+
+    def worker(self, conn: http.client.HTTPConnection) -> str | None:
+        """The worker ``conn`` reaches, when known."""
+        with self._lock:
+            return self._workers.get(conn)
+
+    def workers(self, replica: Replica) -> int | None:
+        """How many worker processes ``replica`` said it runs, when it has said."""
+        with self._lock:
+            return self._counts.get(replica)
 
     def discard_idle(self, replica: Replica) -> None:
         """Close every idle connection to ``replica`` (after one of them turned out stale)."""
         with self._lock:
             idle, self._idle[replica] = self._idle.get(replica, []), []
-            self._open.difference_update(idle)
+            for conn in idle:
+                self._forget(conn)
         for conn in idle:
             conn.close()
 
@@ -110,13 +172,14 @@ class Connections:
         """Close a connection that is broken or left in the middle of a response."""
         conn.close()
         with self._lock:
-            self._open.discard(conn)
+            self._forget(conn)
 
     def close(self) -> None:
         """Close every connection, idle or checked out."""
         with self._lock:
             self._closed = True
             conns, self._open, self._idle = list(self._open), set(), {}
+            self._workers.clear()
         for conn in conns:
             conn.close()
 
@@ -137,14 +200,20 @@ class Response:
 
 @contextmanager
 def request(
-    connections: Connections, replica: Replica, path: str, headers: Mapping[str, str]
+    connections: Connections,
+    replica: Replica,
+    path: str,
+    headers: Mapping[str, str],
+    avoid: frozenset[str] = frozenset(),
 ) -> Iterator[Response]:
     """Send ``GET path`` and hold the connection while the caller reads the body.
 
-    The connection goes back to the pool when the body was read to the end,
-    and is closed otherwise.
+    ``avoid``: server workers (``Segserve-Worker`` ids) the request should not
+    go to, when the replica has another (see the module docstring). The
+    connection goes back to the pool when the body was read to the end, and
+    is closed otherwise.
     """
-    conn, raw = _send(connections, replica, path, headers)
+    conn, raw = _send(connections, replica, path, headers, avoid)
     try:
         yield Response(raw.status, raw.headers, raw, replica.url + path)
     except FAILURES as error:
@@ -157,14 +226,18 @@ def request(
 
 
 def _send(
-    connections: Connections, replica: Replica, path: str, headers: Mapping[str, str]
+    connections: Connections,
+    replica: Replica,
+    path: str,
+    headers: Mapping[str, str],
+    avoid: frozenset[str] = frozenset(),
 ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
     """Send the request; a stale keep-alive connection is replaced once."""
     for _ in range(2):
-        conn, reused = connections.checkout(replica)
+        conn, reused = _checkout(connections, replica, headers, avoid)
         try:
             conn.request("GET", replica.target(path), headers=dict(headers))
-            return conn, conn.getresponse()
+            raw = conn.getresponse()
         except _STALE as error:
             connections.discard(conn)
             connections.discard_idle(replica)  # its siblings idled as long: the next is fresh
@@ -173,7 +246,55 @@ def _send(
         except FAILURES as error:
             connections.discard(conn)
             raise TransportError(f"{type(error).__name__}: {error}", url=replica.url) from None
+        else:
+            connections.learn(replica, conn, raw)
+            return conn, raw
     raise TransportError("connection closed twice in a row", url=replica.url)
+
+
+def _checkout(
+    connections: Connections,
+    replica: Replica,
+    headers: Mapping[str, str],
+    avoid: frozenset[str],
+) -> tuple[http.client.HTTPConnection, bool]:
+    """A connection for the next request: one to a worker not in ``avoid`` when the replica
+    has one (known, or found by probing new connections), else the usual one."""
+    count = connections.workers(replica)
+    if not avoid or (count is not None and count <= len(avoid)):
+        return connections.checkout(replica)
+    conn, reused = connections.checkout(replica, avoid)
+    if connections.worker(conn) is not None:  # an idle one known to reach another worker
+        return conn, reused
+    for attempt in range(PLACEMENT_TRIES):
+        if attempt:
+            conn = connections.connect(replica)
+        worker = _probe(connections, replica, conn, headers)
+        if worker is None or worker not in avoid:  # no worker header: no placement to do
+            return conn, True
+        connections.checkin(replica, conn)  # reaches an avoided worker: left for later requests
+    return connections.checkout(replica)  # none found: the stream shares a worker
+
+
+def _probe(
+    connections: Connections,
+    replica: Replica,
+    conn: http.client.HTTPConnection,
+    headers: Mapping[str, str],
+) -> str | None:
+    """``GET /healthz`` on ``conn``: the worker it reaches (None when the server does not say)."""
+    try:
+        conn.request("GET", replica.target(PLACEMENT_PROBE), headers=dict(headers))
+        raw = conn.getresponse()
+        raw.read(_PROBE_BODY_LIMIT)
+    except FAILURES as error:
+        connections.discard(conn)
+        raise TransportError(f"{type(error).__name__}: {error}", url=replica.url) from None
+    if not raw.isclosed() or raw.will_close:
+        connections.discard(conn)
+        raise TransportError("the placement probe's connection was closed", url=replica.url)
+    connections.learn(replica, conn, raw)
+    return connections.worker(conn)
 
 
 def _dropped(conn: http.client.HTTPConnection) -> bool:
