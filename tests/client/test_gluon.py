@@ -179,3 +179,30 @@ def test_held_ndarrays_never_change_while_later_batches_reuse_memory(
     np.testing.assert_array_equal(kept_x.asnumpy(), x_seen)
     np.testing.assert_array_equal(kept_y.asnumpy(), y_seen)
     assert train._outputs.free > 0  # freed batches did come back
+
+
+@pytest.mark.parametrize("transport", ["uint8", "float32"])
+def test_epochs_stream_by_default_and_batch_by_batch_on_request(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch, transport: Transport
+) -> None:
+    with SegClient(live.url) as client:
+        request = BatchRequest(*CROP, batch_size=BATCH, void=VOID, dtype=transport)
+        targets: list[str] = []
+        response = client.session.response
+
+        def recorded(replica: int, target: str, *args: Any) -> Any:
+            targets.append(target.split("?")[0])
+            return response(replica, target, *args)
+
+        monkeypatch.setattr(client.session, "response", recorded)
+        streamed = [(x.asnumpy(), y.asnumpy()) for x, y in VOCBatches(client, "train", request)]
+        assert [t for t in targets if "/epochs/" in t] == ["/v1/splits/train/epochs/0"]
+        assert not [t for t in targets if "/batches/" in t]
+        targets.clear()
+        fetched = VOCBatches(client, "train", request, stream=False)
+        by_batch = [(x.asnumpy(), y.asnumpy()) for x, y in fetched]
+        assert len([t for t in targets if "/batches/" in t]) == len(by_batch) == len(fetched)
+        assert not [t for t in targets if "/epochs/" in t]
+    for (x, y), (x_fetched, y_fetched) in zip(streamed, by_batch, strict=True):
+        np.testing.assert_array_equal(x, x_fetched)
+        np.testing.assert_array_equal(y, y_fetched)

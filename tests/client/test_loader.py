@@ -93,6 +93,48 @@ def test_a_stream_over_several_connections_equals_one(
 
 
 @pytest.mark.parametrize("connections", [1, 2])
+def test_map_epoch_transforms_each_batch_in_order(
+    live: LiveServer, make_client: MakeClient, connections: int
+) -> None:
+    client = make_client(live.url)
+    request = BatchRequest(HEIGHT, WIDTH, batch_size=2, flip=True)
+
+    def labels_sum(batch: Batch) -> tuple[int, int]:
+        with batch:
+            return batch.number, int(batch.label.sum(dtype=np.int64))
+
+    mapped = list(client.map_epoch("train", 1, labels_sum, request, connections=connections))
+    expected = client.loader("train", request.replace(epoch=1)).map(labels_sum)
+    assert mapped == list(expected)
+    assert client.session.pool.in_use() == 0
+
+
+def test_a_failing_transform_raises_and_gives_its_batch_back(
+    live: LiveServer, make_client: MakeClient
+) -> None:
+    client = make_client(live.url)
+    request = BatchRequest(HEIGHT, WIDTH, batch_size=2)
+
+    def fail_on_the_second(batch: Batch) -> Batch:
+        if batch.number == 1:
+            raise KeyError("no")
+        return batch
+
+    stream = client.map_epoch("train", 0, fail_on_the_second, request, prefetch=1)
+    first = next(stream)
+    with pytest.raises(KeyError):
+        next(stream)
+    first.release()
+    assert client.session.pool.in_use() == 0
+
+
+def test_map_epoch_needs_a_decoding_thread(live: LiveServer, make_client: MakeClient) -> None:
+    client = make_client(live.url)
+    with pytest.raises(ValueError, match="prefetch must be >= 1"):
+        client.map_epoch("train", 0, lambda b: b, BatchRequest(HEIGHT, WIDTH), prefetch=0)
+
+
+@pytest.mark.parametrize("connections", [1, 2])
 def test_leaving_a_stream_early_gives_back_the_frames_read_ahead(
     live: LiveServer, make_client: MakeClient, connections: int
 ) -> None:

@@ -129,3 +129,32 @@ def test_one_connection_needs_no_placement(serve: Serve, make_client: MakeClient
     server = serve(answer_with(Workers(itertools.repeat("a"), 2)))
     assert epoch(make_client(server.url), 0, connections=1) == list(range(BATCHES))
     assert probes(server) == 0
+
+
+@pytest.mark.parametrize(("count", "expected"), [(3, 3), (1, 1), (None, 1)])
+def test_connections_none_opens_one_stream_per_worker_process(
+    serve: Serve, make_client: MakeClient, count: int | None, expected: int
+) -> None:
+    workers = Workers(itertools.cycle("abc"), count)
+    server = serve(answer_with(workers))
+    client = make_client(server.url)
+    assert epoch(client, 0, connections=None) == list(range(BATCHES))  # type: ignore[arg-type]
+    assert client.worker_processes() == expected
+    assert len(streams(server)) == expected
+    assert len({workers.of[r.client_port] for r in streams(server)}) == expected
+
+
+def test_connections_none_counts_the_workers_of_every_replica(
+    serve: Serve, make_client: MakeClient
+) -> None:
+    first = serve(answer_with(Workers(itertools.cycle("ab"), 2)))
+    second = serve(answer_with(Workers(itertools.cycle("cd"), 2)))
+    client = make_client([first.url, second.url])
+    assert epoch(client, 0, connections=None) == list(range(BATCHES))  # type: ignore[arg-type]
+    # the first replica told its count when asked the epoch's length, the second
+    # only once it sent a stream: three streams, then four for the next epoch
+    assert len(streams(first)) + len(streams(second)) == 3
+    assert client.worker_processes() == 4
+    assert epoch(client, 1, connections=None) == list(range(BATCHES))  # type: ignore[arg-type]
+    assert len(streams(first)) + len(streams(second)) == 3 + 4
+    assert len(streams(first)) >= 2 and len(streams(second)) >= 2

@@ -5,8 +5,12 @@ iterables of ``(X, Y)`` with X float32 (N, 3, H, W) normalised and Y float32
 (N, H, W) class indices, ``last_batch='discard'``; the train iterable is
 shuffled, the test one is not. Each new pass (``iter()``) is the next epoch.
 
+Each epoch arrives as an epoch stream (``GET /v1/splits/{split}/epochs/{epoch}``)
+over one connection per server worker process of the replicas, so that every
+worker builds batches of it; ``stream=False`` fetches batch by batch with a
+:class:`~segserve_client.BatchLoader` instead (the same batches).
 ``transport="uint8"`` fetches uint8 NHWC (a quarter of the bytes) and
-normalises here, in the prefetch threads; ``"float32"`` has the server
+normalises here, in the decoding threads; ``"float32"`` has the server
 normalise. Arrays reach MXNet through ``mx.nd.from_numpy`` (no copy); each
 batch's arrays are its own: their memory serves a later batch only after
 MXNet has freed every NDArray made from them.
@@ -42,11 +46,19 @@ class VOCBatches:
 
     ``request`` holds every batch parameter; its ``dtype`` is the transport
     (uint8 normalised here, or float32 normalised by the server) and its
-    ``epoch`` the first epoch served.
+    ``epoch`` the first epoch served. ``stream``: each epoch is one epoch
+    stream per server worker process (else a :class:`BatchLoader`);
+    ``prefetch`` batches are decoded and normalised ahead of the trainer.
     """
 
     def __init__(
-        self, client: SegClient, split: str, request: BatchRequest, *, prefetch: int = 4
+        self,
+        client: SegClient,
+        split: str,
+        request: BatchRequest,
+        *,
+        prefetch: int = 4,
+        stream: bool = True,
     ) -> None:
         if request.resolved_layout != default_layout(request.dtype):
             raise ValueError("the adapter takes uint8 NHWC or float32 NCHW images (layout=None)")
@@ -54,6 +66,7 @@ class VOCBatches:
         self.split = split
         self.request = request
         self.prefetch = prefetch
+        self.stream = stream
         self._outputs = ArrayPool(capacity=prefetch + 2)
         self._len: int | None = None
 
@@ -81,16 +94,25 @@ class VOCBatches:
         """Close the client's connections (shared by the train and test iterables)."""
         self.client.close()
 
+    def arrays(self, epoch: int) -> Iterator[tuple[F32Array, F32Array]]:
+        """Epoch ``epoch`` as numpy ``(features, labels)``, before they become NDArrays."""
+        if self.stream:
+            return self.client.map_epoch(
+                self.split, epoch, self._arrays, self.request, connections=None,
+                prefetch=max(1, self.prefetch),
+            )  # fmt: skip
+        return self.loader(epoch).map(self._arrays)
+
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         import mxnet as mx
 
-        loader = self.loader(self.epoch)
+        batches = self.arrays(self.epoch)
         self.set_epoch(self.epoch + 1)
-        for features, labels in loader.map(self._arrays):
+        for features, labels in batches:
             yield mx.nd.from_numpy(features), mx.nd.from_numpy(labels)
 
     def _arrays(self, batch: Batch) -> tuple[F32Array, F32Array]:
-        """Normalised features and float labels (runs in a prefetch thread).
+        """Normalised features and float labels (runs in a decoding or prefetch thread).
 
         Both are arrays of this iterable's :class:`ArrayPool`, so the receive
         buffer goes back at once, and their memory is reused only once MXNet
@@ -125,6 +147,7 @@ def load_data_voc(
     cat_max_ratio: float = MAX_CAT_RATIO,
     photometric: bool = False,
     crop_mode: CropMode = "random",
+    stream: bool = True,
 ) -> tuple[VOCBatches, VOCBatches]:
     """``(train_iter, test_iter)`` over the ``train`` and ``val`` splits, as the chapter's.
 
@@ -138,6 +161,8 @@ def load_data_voc(
     ``train_iter`` only; ``crop_mode`` (``center`` or ``full``: whole images on
     a ``crop_size`` canvas, for mIoU on whole images) to ``test_iter`` only,
     ``train_iter`` always crops at random. The defaults give the chapter's pipeline.
+    ``stream=False`` fetches each batch with its own request instead of
+    epoch streams (the same batches; for a proxy that buffers long responses).
     """
     if transport not in ("uint8", "float32"):
         raise ValueError(f"transport must be 'uint8' or 'float32', got {transport!r}")
@@ -154,6 +179,6 @@ def load_data_voc(
         test = test.replace(drop_last=False)  # every whole image once
     client = SegClient(url, token=token)
     return (
-        VOCBatches(client, "train", train, prefetch=prefetch),
-        VOCBatches(client, "val", test, prefetch=prefetch),
+        VOCBatches(client, "train", train, prefetch=prefetch, stream=stream),
+        VOCBatches(client, "val", test, prefetch=prefetch, stream=stream),
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random as random_module
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import numpy as np
@@ -32,6 +32,8 @@ from segserve_client.resolver import Resolver, system_resolver
 from segserve_client.retry import DEFAULT_DEADLINE, RetryPolicy
 from segserve_client.session import Session, Url, read_json, read_npy
 from segserve_client.stream import epoch_stream
+
+T = TypeVar("T")
 
 
 class SegClient:
@@ -238,29 +240,76 @@ class SegClient:
         start: int = 0,
         stop: int | None = None,
         step: int = 1,
-        connections: int = 1,
+        connections: int | None = 1,
+        prefetch: int = 2,
         **params: Any,
     ) -> Iterator[Batch]:
         """The batches ``start``, ``start + step``, ... (below ``stop``) of one epoch stream.
 
         ``connections`` > 1 splits the epoch over that many interleaved streams
         (one connection each) and merges them back in order: a server with
-        several worker processes then builds it in several of them.
+        several worker processes then builds it in several of them;
+        ``connections=None`` opens one per worker process of the replicas
+        (:meth:`worker_processes`, as they say when asked the epoch's length).
+        ``prefetch`` frames are decoded at once, in threads, while the next
+        ones arrive.
 
         A stream that breaks, or ends early, is resumed after the last whole
         batch, on another replica when there is one; determinism makes the
         resumed part identical.
         """
+        return self.map_epoch(
+            split, epoch, _identity, request, start=start, stop=stop, step=step,
+            connections=connections, prefetch=prefetch, **params,
+        )  # fmt: skip
+
+    def map_epoch(
+        self,
+        split: str,
+        epoch: int,
+        transform: Callable[[Batch], T],
+        request: BatchRequest | None = None,
+        *,
+        start: int = 0,
+        stop: int | None = None,
+        step: int = 1,
+        connections: int | None = 1,
+        prefetch: int = 2,
+        **params: Any,
+    ) -> Iterator[T]:
+        """``transform(batch)`` of each batch of :meth:`stream_epoch`, in order, run in its
+        decoding threads (as :meth:`BatchLoader.map` runs it in the prefetch threads).
+
+        ``transform`` owns the batch it is given: it returns it, or what it
+        made of it (releasing the batch when it no longer needs its memory).
+        """
         request = _request(request, params).replace(epoch=epoch)
         if step < 1 or start < 0:
             raise ValueError(f"start must be >= 0 and step >= 1, got start={start}, step={step}")
+        if prefetch < 1:
+            raise ValueError(f"prefetch must be >= 1, got {prefetch}")
         total = self.num_batches(split, request)
         numbers = range(start, total if stop is None else min(stop, total), step)
         path = f"/v1/splits/{quote(split)}/epochs/{epoch}"
         query = request.query("stream")
-        return epoch_stream(self.session, path, query, numbers, connections=connections)
+        if connections is None:
+            connections = self.worker_processes()
+        return epoch_stream(
+            self.session, path, query, numbers, transform, prefetch=prefetch,
+            connections=connections,
+        )  # fmt: skip
+
+    def worker_processes(self) -> int:
+        """The server worker processes of every replica, as far as the replicas have said
+        (``Segserve-Workers``; 1 for one that has not): the ``connections`` an epoch
+        stream needs to build its batches in all of them."""
+        return self.session.worker_processes()
 
 
 def _request(request: BatchRequest | None, params: dict[str, Any]) -> BatchRequest:
     """``request`` with ``params`` applied, or a new one from ``params``."""
     return BatchRequest.of(request, **params)
+
+
+def _identity(batch: Batch) -> Batch:
+    return batch

@@ -96,6 +96,11 @@ class Session:
         """Close every connection; the session cannot be used afterwards."""
         self._connections.close()
 
+    def worker_processes(self) -> int:
+        """The worker processes of the replicas as they said (``Segserve-Workers``), 1 for
+        a replica that has not said (yet)."""
+        return sum(self._connections.workers(r) or 1 for r in self.replicas.replicas)
+
     def get(
         self,
         path: str,

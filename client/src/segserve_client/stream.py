@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
+from typing import Generic, TypeVar
 
 from segserve_client.batch import Batch
 from segserve_client.buffers import BatchLease, Bytes
@@ -29,6 +30,7 @@ from segserve_client.session import Session, query_string
 from segserve_client.transport import FAILURES, WORKER_HEADER
 
 Frame = tuple[Bytes, BatchLease]  # a frame's body and the lease of its memory
+T = TypeVar("T")
 
 
 class _Resumable:
@@ -126,10 +128,12 @@ def epoch_stream(
     path: str,
     query: Mapping[str, str],
     batches: range,
+    transform: Callable[[Batch], T],
     prefetch: int = 2,
     connections: int = 1,
-) -> Iterator[Batch]:
-    """The batches ``batches`` (numbers of the epoch) of the stream at ``path``, in order.
+) -> Iterator[T]:
+    """``transform(batch)`` of the batches ``batches`` (numbers of the epoch) of the
+    stream at ``path``, in order.
 
     ``connections`` streams are opened, stream ``i`` carrying every
     ``connections``-th batch from the ``i``-th on, so that a server with
@@ -141,14 +145,16 @@ def epoch_stream(
     ``prefetch + 1`` frames in flight), and frames are
     decoded in ``prefetch`` threads while the next ones arrive (the codecs
     release the GIL), as the :class:`~segserve_client.BatchLoader` does with
-    its requests. The trainer's own work thus overlaps the transfer.
+    its requests. ``transform`` runs in the decoding thread, right after the
+    decoding (a framework adapter's normalisation): the trainer's own work
+    thus overlaps the transfer. A batch whose ``transform`` raises is released.
     """
     if connections < 1:
         raise ValueError(f"connections must be >= 1, got {connections}")
     count = max(1, min(connections, len(batches)))
     parts: list[_Resumable] = []
     parts += [_Resumable(session, path, query, batches[i::count], parts) for i in range(count)]
-    ahead = _ReadAhead(session, parts)
+    ahead = _ReadAhead(session, parts, transform)
     try:
         for read in prefetched(ahead.decode, ahead.reads(len(batches)), prefetch):
             yield ahead.deliver(read)
@@ -156,25 +162,28 @@ def epoch_stream(
         ahead.close()
 
 
-class _ReadAhead:
+class _ReadAhead(Generic[T]):
     """Reads of the next frames of interleaved streams, each stream in a thread of its own."""
 
-    def __init__(self, session: Session, parts: list[_Resumable]) -> None:
+    def __init__(
+        self, session: Session, parts: list[_Resumable], transform: Callable[[Batch], T]
+    ) -> None:
         self.session = session
         self.parts = parts
+        self.transform = transform
         self.readers = [
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="segserve-stream") for _ in parts
         ]
-        self._submitted: deque[_Read] = deque()  # not yet delivered, in batch order
+        self._submitted: deque[_Read[T]] = deque()  # not yet delivered, in batch order
 
-    def reads(self, total: int) -> Iterator[_Read]:
+    def reads(self, total: int) -> Iterator[_Read[T]]:
         """The read of each frame, in batch order, submitted as the consumer's window asks."""
         for k in range(total):
             part = self.parts[k % len(self.parts)]
             # each stream is opened once the one before it is sending, so that it
             # knows which server worker processes to avoid (the ones already sending)
             after = self._submitted[-1].future if 0 < k < len(self.parts) else None
-            read = _Read(part, self.readers[k % len(self.parts)].submit(self._next, part, after))
+            read: _Read[T] = _Read(part, self.readers[k % len(self.parts)].submit(self._next, part, after))
             self._submitted.append(read)
             yield read
 
@@ -188,19 +197,25 @@ class _ReadAhead:
             self.session.replicas, stream.next_frame, hint=hint, url=stream.target()
         )
 
-    def deliver(self, read: _Read) -> Batch:
-        """``read``'s batch, the consumer's from now on (no reference to it is kept here)."""
+    def deliver(self, read: _Read[T]) -> T:
+        """``read``'s result, the consumer's from now on (no reference to it is kept here)."""
         assert self._submitted[0] is read  # delivered in batch order
         self._submitted.popleft()
-        batch, read.batch = read.batch, None
-        assert batch is not None  # set by decode
+        result, read.result = read.result, None
+        assert read.done and result is not None  # set by decode
         read.delivered = True
-        return batch
+        return result
 
-    @staticmethod
-    def decode(read: _Read) -> _Read:
-        """``read``, its frame decoded into its batch once it is in (in a decoding thread)."""
-        read.batch = read.part.decode(read.take())
+    def decode(self, read: _Read[T]) -> _Read[T]:
+        """``read``, its frame decoded into its batch and transformed once it is in (in a
+        decoding thread)."""
+        batch = read.part.decode(read.take())
+        try:
+            read.result = self.transform(batch)
+        except BaseException:
+            batch.release()
+            raise
+        read.done = True
         return read
 
     def close(self) -> None:
@@ -217,13 +232,14 @@ class _ReadAhead:
             part.close()
 
 
-class _Read:
+class _Read(Generic[T]):
     """One frame being read: taken by the decoding thread, or discarded when the stream closes."""
 
     def __init__(self, part: _Resumable, future: Future[Frame]) -> None:
         self.part = part
         self.future = future
-        self.batch: Batch | None = None  # once decoded
+        self.result: T | None = None  # the transformed batch, once decoded
+        self.done = False  # decoded and transformed
         self.delivered = False  # handed to the consumer, whose it is from then on
         self._taken = False
         self._lock = threading.Lock()
@@ -241,8 +257,9 @@ class _Read:
         """Release the memory of the frame (or of its batch) unless the consumer has it."""
         if self.delivered or self.future.cancelled() or self.future.exception() is not None:
             return
-        if self.batch is not None:
-            self.batch.release()
+        if self.done:  # a batch goes back; a transform's result is left to its owner
+            if isinstance(self.result, Batch):
+                self.result.release()
             return
         with self._lock:
             if self._taken:  # the decoding failed and released it
