@@ -183,7 +183,9 @@ class _ReadAhead(Generic[T]):
             # each stream is opened once the one before it is sending, so that it
             # knows which server worker processes to avoid (the ones already sending)
             after = self._submitted[-1].future if 0 < k < len(self.parts) else None
-            read: _Read[T] = _Read(part, self.readers[k % len(self.parts)].submit(self._next, part, after))
+            read: _Read[T] = _Read(
+                part, self.readers[k % len(self.parts)].submit(self._next, part, after)
+            )
             self._submitted.append(read)
             yield read
 
@@ -202,7 +204,8 @@ class _ReadAhead(Generic[T]):
         assert self._submitted[0] is read  # delivered in batch order
         self._submitted.popleft()
         result, read.result = read.result, None
-        assert read.done and result is not None  # set by decode
+        assert read.done  # set by decode
+        assert result is not None
         read.delivered = True
         return result
 
