@@ -206,3 +206,27 @@ def test_epochs_stream_by_default_and_batch_by_batch_on_request(
     for (x, y), (x_fetched, y_fetched) in zip(streamed, by_batch, strict=True):
         np.testing.assert_array_equal(x, x_fetched)
         np.testing.assert_array_equal(y, y_fetched)
+
+
+def test_connections_split_each_epoch_over_that_many_streams(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train_iter, _ = load_data_voc(BATCH, CROP, live.url, connections=3)
+    try:
+        targets: list[str] = []
+        response = train_iter.client.session.response
+
+        def recorded(replica: int, target: str, *args: Any) -> Any:
+            targets.append(target)
+            return response(replica, target, *args)
+
+        monkeypatch.setattr(train_iter.client.session, "response", recorded)
+        assert len([y for _, y in train_iter]) == len(train_iter)
+        streams = [t for t in targets if "/epochs/" in t]
+        assert len(streams) == 3
+        assert sorted(t.split("start=")[1].split("&")[0] for t in streams) == ["0", "1", "2"]
+        assert all("step=3" in t for t in streams)
+        with pytest.raises(ValueError, match="connections must be >= 1"):
+            load_data_voc(BATCH, CROP, live.url, connections=0)
+    finally:
+        train_iter.close()

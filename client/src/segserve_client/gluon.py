@@ -46,9 +46,13 @@ class VOCBatches:
 
     ``request`` holds every batch parameter; its ``dtype`` is the transport
     (uint8 normalised here, or float32 normalised by the server) and its
-    ``epoch`` the first epoch served. ``stream``: each epoch is one epoch
-    stream per server worker process (else a :class:`BatchLoader`);
-    ``prefetch`` batches are decoded and normalised ahead of the trainer.
+    ``epoch`` the first epoch served. ``stream``: each epoch is read as
+    ``connections`` interleaved epoch streams (None: one per server worker
+    process of the replicas, as they say in ``Segserve-Workers``), else with a
+    :class:`BatchLoader`; ``prefetch`` batches are decoded and normalised
+    ahead of the trainer. Behind a load balancer the client sees one replica
+    with the workers of whichever pod answered: give ``connections`` the
+    worker processes of all of them, so that each builds part of the epoch.
     """
 
     def __init__(
@@ -59,7 +63,10 @@ class VOCBatches:
         *,
         prefetch: int = 4,
         stream: bool = True,
+        connections: int | None = None,
     ) -> None:
+        if connections is not None and connections < 1:
+            raise ValueError(f"connections must be >= 1 or None, got {connections}")
         if request.resolved_layout != default_layout(request.dtype):
             raise ValueError("the adapter takes uint8 NHWC or float32 NCHW images (layout=None)")
         self.client = client
@@ -67,6 +74,7 @@ class VOCBatches:
         self.request = request
         self.prefetch = prefetch
         self.stream = stream
+        self.connections = connections
         self._outputs = ArrayPool(capacity=prefetch + 2)
         self._len: int | None = None
 
@@ -98,7 +106,7 @@ class VOCBatches:
         """Epoch ``epoch`` as numpy ``(features, labels)``, before they become NDArrays."""
         if self.stream:
             return self.client.map_epoch(
-                self.split, epoch, self._arrays, self.request, connections=None,
+                self.split, epoch, self._arrays, self.request, connections=self.connections,
                 prefetch=max(1, self.prefetch),
             )  # fmt: skip
         return self.loader(epoch).map(self._arrays)
@@ -148,6 +156,7 @@ def load_data_voc(
     photometric: bool = False,
     crop_mode: CropMode = "random",
     stream: bool = True,
+    connections: int | None = None,
 ) -> tuple[VOCBatches, VOCBatches]:
     """``(train_iter, test_iter)`` over the ``train`` and ``val`` splits, as the chapter's.
 
@@ -161,8 +170,11 @@ def load_data_voc(
     ``train_iter`` only; ``crop_mode`` (``center`` or ``full``: whole images on
     a ``crop_size`` canvas, for mIoU on whole images) to ``test_iter`` only,
     ``train_iter`` always crops at random. The defaults give the chapter's pipeline.
-    ``stream=False`` fetches each batch with its own request instead of
-    epoch streams (the same batches; for a proxy that buffers long responses).
+    Each epoch is read as ``connections`` epoch streams (None: one per server
+    worker process, as the replicas say; behind a load balancer, the worker
+    processes of all pods behind it); ``stream=False`` fetches each batch with
+    its own request instead (the same batches; for a proxy that buffers long
+    responses).
     """
     if transport not in ("uint8", "float32"):
         raise ValueError(f"transport must be 'uint8' or 'float32', got {transport!r}")
@@ -179,6 +191,8 @@ def load_data_voc(
         test = test.replace(drop_last=False)  # every whole image once
     client = SegClient(url, token=token)
     return (
-        VOCBatches(client, "train", train, prefetch=prefetch, stream=stream),
-        VOCBatches(client, "val", test, prefetch=prefetch, stream=stream),
+        VOCBatches(
+            client, "train", train, prefetch=prefetch, stream=stream, connections=connections
+        ),
+        VOCBatches(client, "val", test, prefetch=prefetch, stream=stream, connections=connections),
     )
