@@ -34,6 +34,7 @@ from segserve_client.protocol.encoding import Encoding
 from segserve_client.protocol.params import MAX_CAT_RATIO, CropMode, default_layout
 from segserve_client.request import BatchRequest
 from segserve_client.session import DEFAULT_URL, Url
+from segserve_client.stream import check_connections
 
 Transport = Literal["uint8", "float32"]
 Void = Literal["background", "ignore"]
@@ -65,8 +66,7 @@ class VOCBatches:
         stream: bool = True,
         connections: int | None = None,
     ) -> None:
-        if connections is not None and connections < 1:
-            raise ValueError(f"connections must be >= 1 or None, got {connections}")
+        check_connections(connections)
         if request.resolved_layout != default_layout(request.dtype):
             raise ValueError("the adapter takes uint8 NHWC or float32 NCHW images (layout=None)")
         self.client = client

@@ -31,7 +31,7 @@ from segserve_client.request import BatchRequest
 from segserve_client.resolver import Resolver, system_resolver
 from segserve_client.retry import DEFAULT_DEADLINE, RetryPolicy
 from segserve_client.session import Session, Url, read_json, read_npy
-from segserve_client.stream import epoch_stream
+from segserve_client.stream import check_connections, epoch_stream
 
 T = TypeVar("T")
 
@@ -283,6 +283,7 @@ class SegClient:
         ``transform`` owns the batch it is given: it returns it, or what it
         made of it (releasing the batch when it no longer needs its memory).
         """
+        check_connections(connections)
         request = _request(request, params).replace(epoch=epoch)
         if step < 1 or start < 0:
             raise ValueError(f"start must be >= 0 and step >= 1, got start={start}, step={step}")

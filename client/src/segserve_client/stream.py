@@ -123,6 +123,13 @@ class _Resumable:
         self._stack.close()
 
 
+def check_connections(connections: int | None) -> None:
+    """ValueError unless ``connections`` is a number of streams (>= 1), or None: one per
+    server worker process of the replicas."""
+    if connections is not None and connections < 1:
+        raise ValueError(f"connections must be >= 1 or None, got {connections}")
+
+
 def epoch_stream(
     session: Session,
     path: str,
@@ -135,12 +142,13 @@ def epoch_stream(
     """``transform(batch)`` of the batches ``batches`` (numbers of the epoch) of the
     stream at ``path``, in order.
 
-    ``connections`` streams are opened, stream ``i`` carrying every
-    ``connections``-th batch from the ``i``-th on, so that a server with
-    several worker processes (or several replicas) builds the epoch in more
-    than one of them: on a replica, each stream goes to a worker process that
-    sends none of the others, as long as the replica has one (the
-    ``Segserve-Worker`` header; see :mod:`segserve_client.transport`). Each
+    ``connections`` streams (>= 1, as :func:`check_connections` has checked)
+    are opened, stream ``i`` carrying every ``connections``-th batch from the
+    ``i``-th on, so that a server with several worker processes (or several
+    replicas) builds the epoch in more than one of them: on a replica, each
+    stream goes to a worker process that sends none of the others, as long as
+    the replica has one (the ``Segserve-Worker`` header; see
+    :mod:`segserve_client.transport`). Each
     stream is read by a thread of its own, ahead of the consumer (at most
     ``prefetch + 1`` frames in flight), and frames are
     decoded in ``prefetch`` threads while the next ones arrive (the codecs
@@ -149,8 +157,6 @@ def epoch_stream(
     decoding (a framework adapter's normalisation): the trainer's own work
     thus overlaps the transfer. A batch whose ``transform`` raises is released.
     """
-    if connections < 1:
-        raise ValueError(f"connections must be >= 1, got {connections}")
     count = max(1, min(connections, len(batches)))
     parts: list[_Resumable] = []
     parts += [_Resumable(session, path, query, batches[i::count], parts) for i in range(count)]
