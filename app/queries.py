@@ -138,7 +138,7 @@ EncodingQuery = Annotated[
     Query(
         description="How image and label travel (safetensors only): `raw` arrays; `lossless` "
         "(PNG Sub filter + zstd image, zstd label; decodes byte-identical to raw); "
-        "`jpeg` (JPEG 4:2:0 image at `quality`, zstd label). Encodings carry uint8 NHWC "
+        "`jpeg` (JPEG 4:4:4 image at `quality`, zstd label). Encodings carry uint8 NHWC "
         "images only. See docs/API.md, Encodings.",
         examples=list(ENCODINGS),
     ),

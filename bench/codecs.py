@@ -2,13 +2,14 @@
 
 The ``codecs`` phase of the benchmark (``python -m bench --phases codecs``;
 ``python -m bench.codecs [--batches 4]`` prints the table alone): batches of 64 crops of
-320 x 480 cut from the natural set (:mod:`bench.natural`, decoded from the
-stored JPEG as the server sees them, labels with 255 bands), each encoded and
+320 x 480 cut from the natural set at random offsets (:mod:`bench.natural`, decoded
+from the stored JPEG as the server sees them, labels with 255 bands), each encoded and
 decoded with :mod:`segserve_client.protocol.encoding` exactly as server and
 client do. Reports per encoding the bytes per sample on the wire, encode and
 decode milliseconds per batch (one thread; and spread over a pool of two
-threads, which shows whether the codecs release the GIL), the JPEG PSNR, and
-the load average around the run. Timings are medians over the batches.
+threads, which shows whether the codecs release the GIL), the JPEG PSNR (also
+for the chroma subsampling the wire does not use), and the load average around
+the run. Timings are medians over the batches.
 """
 
 from __future__ import annotations
@@ -24,13 +25,23 @@ from typing import Any
 
 import numpy as np
 from segserve_client.protocol import wire
-from segserve_client.protocol.encoding import Transport, decode_tensors, encode_tensors
+from segserve_client.protocol.encoding import (
+    JPEG_SUBSAMPLING,
+    Codec,
+    Jpeg,
+    Transport,
+    Zstd,
+    decode_tensors,
+    encode_tensors,
+)
 
-from bench.natural import decode_jpeg, encode_jpeg, natural_sample
+from bench.natural import natural_crop_samples
 from service.source import U8Array
 
 BATCH, HEIGHT, WIDTH = 64, 320, 480
 TRANSPORTS = (Transport("raw"), Transport("lossless"), Transport("jpeg"), Transport("jpeg", 90))
+# The chroma subsampling the wire does not use, measured beside it (same quality).
+OTHER_SUBSAMPLING = "420" if JPEG_SUBSAMPLING != "420" else "444"
 
 
 @dataclass
@@ -49,26 +60,18 @@ class CodecRow:
 
 
 def natural_batches(count: int, seed: int = 0) -> list[dict[str, Any]]:
-    """``count`` batches of tensors (image, label, index, rect) from the natural set."""
-    images: list[U8Array] = []
-    labels: list[U8Array] = []
-    index = 0
-    while len(images) < count * BATCH:
-        image, label = natural_sample(seed, index)
-        index += 1
-        image = decode_jpeg(encode_jpeg(image))  # what the server decodes from JPEGImages/
-        if image.shape[0] >= HEIGHT and image.shape[1] >= WIDTH:
-            images.append(image[:HEIGHT, :WIDTH])
-            labels.append(label[:HEIGHT, :WIDTH])
+    """``count`` batches of tensors (image, label, index, rect) from the natural set, each
+    crop at a random offset as the server cuts them (:func:`bench.natural.natural_crops`)."""
+    samples = natural_crop_samples(count * BATCH, HEIGHT, WIDTH, seed)
     batches = []
     for b in range(count):
-        part = slice(b * BATCH, (b + 1) * BATCH)
+        part = samples[b * BATCH : (b + 1) * BATCH]
         batches.append(
             {
-                "image": np.stack(images[part]),
-                "label": np.stack(labels[part]),
-                "index": np.arange(BATCH, dtype=np.int64),
-                "rect": np.zeros((BATCH, 4), dtype=np.int32),
+                "image": np.stack([image for image, _, _ in part]),
+                "label": np.stack([label for _, label, _ in part]),
+                "index": np.arange(b * BATCH, (b + 1) * BATCH, dtype=np.int64),
+                "rect": np.array([rect for _, _, rect in part], dtype=np.int32),
             }
         )
     return batches
@@ -88,17 +91,29 @@ def _psnr(reference: U8Array, decoded: U8Array) -> list[float]:
         return [float(v) for v in 10 * np.log10(255.0**2 / mse)]
 
 
+def _subsampling_label(subsampling: str) -> str:
+    return ":".join(subsampling)
+
+
 def measure_transport(
-    transport: Transport, batches: Sequence[dict[str, Any]], pool: ThreadPoolExecutor
+    transport: Transport,
+    batches: Sequence[dict[str, Any]],
+    pool: ThreadPoolExecutor,
+    codecs: dict[str, Codec] | None = None,
 ) -> CodecRow:
-    """Encode and decode every batch with ``transport``, with ``map`` and with ``pool.map``."""
+    """Encode and decode every batch with ``transport``, with ``map`` and with ``pool.map``
+    (``codecs``: other codec settings than the wire's, see :func:`encode_tensors`)."""
     sizes: list[float] = []
     times: dict[str, list[float]] = {"enc1": [], "enc2": [], "dec1": [], "dec2": []}
     psnr: list[float] = []
     for tensors in batches:
-        psnr += _measure_batch(transport, tensors, pool, sizes, times)
+        psnr += _measure_batch(transport, tensors, pool, sizes, times, codecs)
     raw = sum(t.nbytes for t in batches[0].values()) / BATCH
-    name = transport.encoding + (f" q{transport.resolved_quality}" if psnr else "")
+    name: str = transport.encoding
+    if psnr:
+        jpeg = (codecs or {}).get("image")
+        subsampling = jpeg.subsampling if isinstance(jpeg, Jpeg) else JPEG_SUBSAMPLING
+        name += f" q{transport.resolved_quality} {_subsampling_label(subsampling)}"
     return CodecRow(  # type: ignore[misc]
         name,
         round(statistics.mean(sizes)),
@@ -115,11 +130,12 @@ def _measure_batch(
     pool: ThreadPoolExecutor,
     sizes: list[float],
     times: dict[str, list[float]],
+    codecs: dict[str, Codec] | None = None,
 ) -> list[float]:
     """Time one batch's encode and decode (appended to ``times``); its PSNR values (jpeg)."""
-    ms, (encoded, metadata) = _timed(lambda: encode_tensors(tensors, transport))
+    ms, (encoded, metadata) = _timed(lambda: encode_tensors(tensors, transport, map, codecs))
     times["enc1"].append(ms)
-    times["enc2"].append(_timed(lambda: encode_tensors(tensors, transport, pool.map))[0])
+    times["enc2"].append(_timed(lambda: encode_tensors(tensors, transport, pool.map, codecs))[0])
     body = wire.encode(encoded, metadata).tobytes()
     sizes.append(len(body) / BATCH)
     arrays, meta = wire.decode(body)
@@ -136,11 +152,14 @@ def _measure_batch(
 
 
 def measure_codecs(batch_count: int) -> dict[str, Any]:
-    """Every encoding of :data:`TRANSPORTS` over ``batch_count`` natural batches."""
+    """Every encoding of :data:`TRANSPORTS` over ``batch_count`` natural batches, and the
+    default JPEG quality with :data:`OTHER_SUBSAMPLING`."""
     load_before = list(os.getloadavg())
     batches = natural_batches(batch_count)
+    other: dict[str, Codec] = {"image": Jpeg(subsampling=OTHER_SUBSAMPLING), "label": Zstd()}
     with ThreadPoolExecutor(2) as pool:
         rows = [measure_transport(t, batches, pool) for t in TRANSPORTS]
+        rows.insert(3, measure_transport(Transport("jpeg"), batches, pool, other))
     return {
         "batch": [BATCH, HEIGHT, WIDTH],
         "batches": batch_count,

@@ -13,8 +13,11 @@ from bench import natural
 from bench.natural import (
     PHOTOS,
     SIZES,
+    decode_jpeg,
+    encode_jpeg,
     ensure_natural,
     missing_reason,
+    natural_crop_samples,
     natural_crops,
     natural_sample,
     write_natural,
@@ -103,6 +106,26 @@ def test_crops() -> None:
     assert len({crop.tobytes() for crop in crops}) == 3
     with pytest.raises(ValueError, match="crop within"):
         natural_crops(1, 600, 480)
+
+
+def test_crops_are_cut_at_random_offsets_of_the_stored_image() -> None:
+    # A crop at (0, 0) keeps the stored JPEG's block grid and flatters re-encoding.
+    samples = natural_crop_samples(8, 320, 480, seed=3)
+    assert len({(top, left) for _, _, (top, left, _, _) in samples}) > 1
+    assert any(top % 8 or left % 8 for _, _, (top, left, _, _) in samples)
+    index = 0
+    for image, label, (top, left, height, width) in samples:
+        while True:  # the stored sample this crop came from (too small ones are skipped)
+            stored, stored_label = natural_sample(3, index)
+            index += 1
+            if stored.shape[0] >= 320 and stored.shape[1] >= 480:
+                break
+        decoded = decode_jpeg(encode_jpeg(stored))
+        assert (height, width) == (320, 480)
+        window = np.s_[top : top + height, left : left + width]
+        assert np.array_equal(image, decoded[window])
+        assert np.array_equal(label, stored_label[window])
+    assert np.array_equal(natural_crops(8, 320, 480, seed=3), np.stack([s[0] for s in samples]))
 
 
 def test_ensure_writes_once(tmp_path: Path) -> None:

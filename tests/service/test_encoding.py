@@ -19,6 +19,7 @@ from segserve_client.protocol import wire
 from segserve_client.protocol.encoding import (
     DEFAULT_QUALITY,
     ENCODINGS,
+    Codec,
     Jpeg,
     SubZstd,
     Transport,
@@ -121,6 +122,23 @@ def test_jpeg_psnr_on_photograph_crops_at_default_quality() -> None:
     assert values.min() >= 40.0, values
     # and the point of it: far fewer bytes than the raw image
     assert len(data) < crops.nbytes / 3
+
+
+def test_other_codec_settings_for_measurements() -> None:
+    tensors = batch_tensors(np.random.default_rng(4), 2, 16, 24)
+    other: dict[str, Codec] = {"image": Jpeg(subsampling="420"), "label": Zstd()}
+    arrays, metadata = encode_tensors(tensors, Transport("jpeg"), codecs=other)
+    frames, offsets = arrays["image.jpeg"], arrays["image.jpeg.offsets"]
+    header = simplejpeg.decode_jpeg_header(frames[offsets[0] : offsets[1]].tobytes())
+    assert header[3] == "420"
+    # a decoder reads the subsampling from the frame: the same arrays come back
+    out = decode_tensors(arrays, metadata)
+    assert out["label"].tobytes() == tensors["label"].tobytes()
+    assert out["image"].shape == tensors["image"].shape
+    with pytest.raises(ValueError, match="do not match encoding=jpeg"):
+        encode_tensors(tensors, Transport("jpeg"), codecs={"image": Jpeg()})
+    with pytest.raises(ValueError, match="do not match encoding=lossless"):
+        encode_tensors(tensors, Transport("lossless"), codecs=other)
 
 
 def test_metadata_and_layout() -> None:
@@ -425,14 +443,14 @@ def test_offsets_json_is_canonical() -> None:
     assert header == json.dumps(json.loads(header), sort_keys=True, separators=(",", ":"))
 
 
-def test_jpeg_frames_are_baseline_4_2_0_at_the_quality_asked() -> None:
+def test_jpeg_frames_are_baseline_4_4_4_at_the_quality_asked() -> None:
     tensors = batch_tensors(np.random.default_rng(3), 2, 16, 24)
     arrays, _ = wire.decode(body(tensors, Transport("jpeg", 80)))
     frames, offsets = arrays["image.jpeg"], arrays["image.jpeg.offsets"]
     for i in range(2):
         frame = frames[offsets[i] : offsets[i + 1]].tobytes()
         height, width, colorspace, subsampling = simplejpeg.decode_jpeg_header(frame)
-        assert (height, width, colorspace, subsampling) == (16, 24, "YCbCr", "420")
+        assert (height, width, colorspace, subsampling) == (16, 24, "YCbCr", "444")
         assert frame[:2] == b"\xff\xd8"
         assert b"\xff\xc0" in frame  # SOF0: baseline
     lower = body(tensors, Transport("jpeg", 50))

@@ -15,8 +15,10 @@ codecs (:data:`CODECS`):
 - ``subzstd``: the uint8 (H, W, C) image through PNG's Sub filter (each byte
   minus its left neighbour of the same channel, modulo 256; the first column
   kept), then one zstd frame as above.
-- ``jpeg``: baseline JFIF, RGB, 4:2:0 chroma (:data:`JPEG_SUBSAMPLING`), accurate
-  DCT, at ``quality``; decoded with libjpeg-turbo's smooth ("fancy") upsampling.
+- ``jpeg``: baseline JFIF, RGB, 4:4:4 (no chroma subsampling,
+  :data:`JPEG_SUBSAMPLING`), accurate DCT, at ``quality``; a decoder reads the
+  subsampling from each frame's header (bodies of the earlier 4:2:0 format
+  decode too, with libjpeg-turbo's smooth upsampling).
 
 ``lossless`` carries the image as ``subzstd`` and the label as ``zstd``;
 ``jpeg`` the image as ``jpeg`` and the label as ``zstd``. ``index`` and
@@ -55,11 +57,11 @@ MIN_QUALITY: Final = 1
 MAX_QUALITY: Final = 100
 DEFAULT_QUALITY: Final = 95
 ZSTD_LEVEL: Final = 1
-# Chroma subsampling of the JPEG frames. VOC2012's own JPEGs are 4:2:0: re-encoding
-# them at 4:2:0 lost 0.6 dB of mean PSNR against 4:4:4 on natural crops (45.7 vs
-# 46.3 dB, minimum 42.9 vs 44.6) for 13 % fewer bytes, a third less encoding time
-# and a quarter less decoding time (bench.codecs; README design notes).
-JPEG_SUBSAMPLING: Final = "420"
+# Chroma subsampling of the JPEG frames: none. On crops of the natural set cut at
+# random offsets, as the server cuts them, 4:2:0 at quality 95 gave 38.0 dB minimum
+# and 39.4 mean PSNR, below the 40 dB the API promises; 4:4:4 gave 40.1 / 40.9 for
+# 18 % more bytes and about 1.5x the encoding time (bench.codecs; README design notes).
+JPEG_SUBSAMPLING: Final[str] = "444"
 # A body may not declare more decoded bytes than this (a few bytes of zstd can
 # claim gigabytes): well above the largest batch a server sends.
 MAX_DECODED_BYTES: Final = 1 << 32
@@ -134,20 +136,25 @@ class SubZstd:
 
 
 class Jpeg:
-    """A uint8 (H, W, 3) RGB image as a baseline JPEG, 4:2:0, accurate DCT, at ``quality``."""
+    """A uint8 (H, W, 3) RGB image as a baseline JPEG at ``quality``, accurate DCT.
+
+    ``subsampling`` is the chroma subsampling (:data:`JPEG_SUBSAMPLING` on the
+    wire; others only to measure them).
+    """
 
     name = "jpeg"
     sample_ndim = 3
 
-    def __init__(self, quality: int = DEFAULT_QUALITY) -> None:
+    def __init__(self, quality: int = DEFAULT_QUALITY, subsampling: str = JPEG_SUBSAMPLING) -> None:
         self.quality = quality
+        self.subsampling = subsampling
 
     def encode(self, sample: U8Array) -> bytes:
         return simplejpeg.encode_jpeg(  # type: ignore[no-any-return]
             np.ascontiguousarray(sample),
             quality=self.quality,
             colorspace="RGB",
-            colorsubsampling=JPEG_SUBSAMPLING,
+            colorsubsampling=self.subsampling,
             fastdct=False,
         )
 
@@ -252,16 +259,22 @@ def encode_tensors(
     tensors: Mapping[str, npt.NDArray[Any]],
     transport: Transport,
     mapper: Callable[..., Iterable[bytes]] = map,
+    codecs: Mapping[str, Codec] | None = None,
 ) -> tuple[dict[str, npt.NDArray[Any]], dict[str, str]]:
     """The tensors and metadata entries of an encoded body.
 
     Each planned tensor (uint8, first axis = samples) becomes its frames and
     offsets; ``mapper`` (``map``, or an executor's ``map``) runs the per-sample
     encoder, so a thread pool can spread one batch over several cores.
+    ``codecs`` replaces the transport's codecs (same names; e.g. a JPEG codec
+    with other settings, to measure them); the server never passes it.
     """
     out: dict[str, npt.NDArray[Any]] = {}
     metadata = transport.describe()
-    codecs = transport.codecs()
+    if codecs is None:
+        codecs = transport.codecs()
+    elif {name: codec.name for name, codec in codecs.items()} != PLANS[transport.encoding]:
+        raise ValueError(f"codecs {sorted(codecs)} do not match encoding={transport.encoding}")
     for name, tensor in tensors.items():
         codec = codecs.get(name)
         if codec is None:
