@@ -181,8 +181,10 @@ def codecs_section(section: dict[str, Any]) -> list[str]:
         "## Codecs (transport encodings on natural photographs)",
         "",
         f"{section['batches']} batches of {BATCH} crops of {HEIGHT} x {WIDTH} from the natural "
-        f"set; medians per batch; {section['cpus']} CPUs, load average {load} before, "
-        f"{load_after} after (other work was running).",
+        "set, each at a random offset of its decoded image as the server cuts them; medians "
+        f"per batch; {section['cpus']} CPUs, load average {load} before, {load_after} after "
+        "(other work was running). The JPEG rows name their chroma subsampling: the wire's "
+        f"is {_subsampling_label(JPEG_SUBSAMPLING)}, the other row measures the alternative.",
         "",
         "| encoding | bytes/sample | vs raw | encode ms | encode ms, 2 threads "
         "| decode ms | decode ms, 2 threads | PSNR min / mean dB |",
