@@ -57,10 +57,10 @@ MIN_QUALITY: Final = 1
 MAX_QUALITY: Final = 100
 DEFAULT_QUALITY: Final = 95
 ZSTD_LEVEL: Final = 1
-# Chroma subsampling of the JPEG frames: none. On crops of the natural set cut at
-# random offsets, as the server cuts them, 4:2:0 at quality 95 gave 38.0 dB minimum
-# and 39.4 mean PSNR, below the 40 dB the API promises; 4:4:4 gave 40.1 / 40.9 for
-# 18 % more bytes and about 1.5x the encoding time (bench.codecs; README design notes).
+# Chroma subsampling of the JPEG frames: none. On 256 crops of the natural set cut at
+# random offsets, as the server cuts them, 4:2:0 at quality 95 gave 37.8 dB minimum
+# and 39.7 mean PSNR, below the 40 dB the API promises; 4:4:4 gave 40.0 / 41.0 for
+# 17 % more bytes and 1.4x the encoding time (bench.codecs; README design notes).
 JPEG_SUBSAMPLING: Final[str] = "444"
 # A body may not declare more decoded bytes than this (a few bytes of zstd can
 # claim gigabytes): well above the largest batch a server sends.
