@@ -159,7 +159,8 @@ def measure_codecs(batch_count: int) -> dict[str, Any]:
     other: dict[str, Codec] = {"image": Jpeg(subsampling=OTHER_SUBSAMPLING), "label": Zstd()}
     with ThreadPoolExecutor(2) as pool:
         rows = [measure_transport(t, batches, pool) for t in TRANSPORTS]
-        rows.insert(3, measure_transport(Transport("jpeg"), batches, pool, other))
+        beside_default_jpeg = TRANSPORTS.index(Transport("jpeg")) + 1
+        rows.insert(beside_default_jpeg, measure_transport(Transport("jpeg"), batches, pool, other))
     return {
         "batch": [BATCH, HEIGHT, WIDTH],
         "batches": batch_count,
